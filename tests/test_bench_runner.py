@@ -1,0 +1,25 @@
+"""The bench runner keeps the sections of benchmarks it did not re-run."""
+
+from __future__ import annotations
+
+from bench import __main__ as runner
+
+
+def test_subset_run_replaces_only_its_section(tmp_path, monkeypatch):
+    out = tmp_path / "results.txt"
+    runner.write_sections(out, {"langid": "## bench.langid\nold langid table\n", "pii": "## bench.pii\nold pii table\n"})
+    monkeypatch.setattr(runner, "run_one", lambda name, quick, env: (f"## bench.{name}\nnew {name} table\n", 0))
+
+    assert runner.main(["pii", "--out", str(out)]) == 0
+
+    sections = runner.read_sections(out)
+    assert list(sections) == ["langid", "pii"]
+    assert sections["langid"] == "## bench.langid\nold langid table\n"
+    assert sections["pii"] == "## bench.pii\nnew pii table\n"
+
+
+def test_failed_benchmark_is_reported_and_still_saved(tmp_path, monkeypatch):
+    out = tmp_path / "results.txt"
+    monkeypatch.setattr(runner, "run_one", lambda name, quick, env: (f"## bench.{name}\ncrashed\n", 1))
+    assert runner.main(["langid", "--out", str(out)]) == 1
+    assert runner.read_sections(out)["langid"] == "## bench.langid\ncrashed\n"
