@@ -92,8 +92,6 @@ class TrainConfig(Section):
             raise ValueError("give max_steps or max_tokens: how long to train")
         if self.warmup_steps is not None and self.warmup_ratio is not None:
             raise ValueError("warmup_steps and warmup_ratio exclude each other: give one")
-        if self.parallel == "fsdp" and (self.regularization.kl is not None or self.regularization.ewc is not None):
-            raise ValueError("regularization (kl, ewc) runs with parallel none or ddp; FSDP would need a sharded reference")
         unknown = [s for s in self.mixing.source_names() if self.sources and s not in self.sources]
         if unknown:
             raise ValueError(f"mixing.shares: unknown source(s) {', '.join(unknown)} (sources: {', '.join(self.sources)})")

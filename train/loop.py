@@ -21,6 +21,7 @@ finite is skipped (no update, its data is consumed); `max_bad_steps` in a row st
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ from cpt.train.parallelize import (
     destroy_distributed,
     init_distributed,
     parallelize,
+    prepare_reference,
     set_grad_sync,
 )
 from cpt.train.schedules import LRSchedule, LRScheduler
@@ -294,47 +296,92 @@ def _ref_kwargs(inputs: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in inputs.items() if k != "input_ids"}
 
 
-def build_regularizers(config: TrainConfig, model: nn.Module, shards: dict, run_dir: Path, seed: int, info, *, resumed: bool):
-    """KL to a frozen copy of the starting model, and EWC anchored at it (Fisher cached in the run folder).
+def _check_saved_keys(model: nn.Module, path: Path) -> None:
+    """Compare a safetensors file's names with the model's on every rank, from the header alone.
 
-    Both are built from the weights as they are before the first step; on resume the
-    reference and the Fisher are read back from the run folder, never from trained weights.
+    Under FSDP only rank 0 reads the tensors; checking the names everywhere first makes a
+    wrong file fail on all ranks with one message instead of leaving the others waiting.
     """
-    import copy
+    import json
 
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        names = set(fh.keys()) | set(json.loads((fh.metadata() or {}).get("aliases", "{}")))
+    own = set(model.state_dict())
+    if names != own:
+        listed = ", ".join(sorted(names ^ own)[:4])
+        raise UserError(f"{path}: the weights do not match the model ({len(own - names)} missing, {len(names - own)} unexpected: {listed})")
+
+
+def _load_full_into_sharded(model: nn.Module, path: Path, info) -> None:
+    """Rank 0 reads a full state dict; FSDP broadcasts it and each rank keeps its shards."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+    _check_saved_keys(model, path)
+    state = load_weights(path) if info.rank == 0 else {}
+    set_model_state_dict(model, state, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
+
+
+def build_regularizers(
+    config: TrainConfig,
+    model: nn.Module,
+    reference: nn.Module | None,
+    source_folders: dict[str, Path],
+    run_dir: Path,
+    seed: int,
+    info,
+    *,
+    resumed: bool,
+):
+    """KL to a frozen copy of the starting model, and EWC anchored at it (both cached in the run folder).
+
+    `model` is the trained model as the loop holds it (sharded in place under FSDP);
+    `reference` its copy taken before sharding or wrapping (None without KL). Both are built
+    from the weights as they are before the first step: the reference is saved once, from
+    full tensors on rank 0, and on resume the reference and the Fisher are read back from
+    the run folder (and sharded like the model), never recomputed from trained weights.
+    """
     from cpt.train.regularizers import EWC, KLToReference
 
     reg = config.regularization
+    fsdp = config.parallel == "fsdp"
     kl = ewc = None
-    reference_file = run_dir / "reference.safetensors"
     if reg.kl is not None:
-        reference = copy.deepcopy(model)
-        if resumed and reference_file.is_file():
+        if reference is None:
+            raise ValueError("KL needs the copy of the starting model taken before parallelizing")
+        reference_file = run_dir / "reference.safetensors"
+        saved = resumed and reference_file.is_file()
+        if saved and not fsdp:
             load_into(reference, load_weights(reference_file), str(reference_file))
-        elif info.rank == 0:
+        elif not saved and info.rank == 0:  # not sharded yet: rank 0 holds the full tensors
             save_weights({k: v.detach().cpu() for k, v in reference.state_dict().items()}, reference_file)
+        reference = prepare_reference(reference, config.parallel, info, bf16=config.dtype == "bf16", compile=config.compile)
+        if saved and fsdp:
+            _load_full_into_sharded(reference, reference_file, info)
         kl = KLToReference(reference, reg.kl.weight, reg.kl.temperature, reg.kl.general_only)
     if reg.ewc is not None:
         fisher_file = run_dir / "ewc.safetensors"
         if fisher_file.is_file():
-            ewc = EWC.load(fisher_file, weight=reg.ewc.weight)
+            ewc = EWC.load(fisher_file, weight=reg.ewc.weight, like=model)
         else:
-            general = [name for name in shards if name != config.domain_source]
+            general = [name for name in source_folders if name != config.domain_source]
             if not general:
                 raise UserError("train.regularization.ewc: the Fisher is estimated on general data, but every source is the domain")
-            source = shards[general[0]]
-            start = source.state_dict()
+            # the first windows of the one-process stream, on every rank: the Fisher does not
+            # depend on the number of processes, and under FSDP/DDP all ranks agree on it
+            source = PackedShards(source_folders[general[0]], config.seq_len, seed=seed)
             batches = []
             for _ in range(reg.ewc.fisher_batches):
                 window = source.next()
                 batches.append({"input_ids": torch.as_tensor(window.tokens[None, :-1], dtype=torch.long, device=info.device)})
-            source.load_state_dict(start)  # the Fisher peeks at the data; training still sees the stream from its start
             generator = torch.Generator(device=info.device).manual_seed(seed)
             fisher = EWC.estimate(model, batches, mode=reg.ewc.mode, generator=generator)
             ewc = EWC.from_model(model, fisher, reg.ewc.weight)
-            if info.rank == 0:
-                ewc.save(fisher_file)
-        ui.info(f"EWC: Fisher and anchor hold {ewc.memory_bytes / 2**20:,.1f} MiB (two fp32 copies of the weights)")
+            ewc.save(fisher_file)  # collective under FSDP: full tensors, written by rank 0
+        share = f"this rank's 1/{info.world_size} share of " if fsdp and info.world_size > 1 else ""
+        if info.is_main:
+            ui.info(f"EWC: Fisher and anchor hold {ewc.memory_bytes / 2**20:,.1f} MiB per process (two fp32 copies of {share}the weights)")
     return kl, ewc
 
 
@@ -366,6 +413,8 @@ def _train(config: TrainConfig, run_dir: Path, seed: int, resume: str | None, in
     if resume_from is not None:
         checkpoints.load_model_weights(resume_from, raw_model)
     bf16 = config.dtype == "bf16"
+    # the KL reference is copied before sharding/wrapping, then placed like the model in build_regularizers
+    reference = copy.deepcopy(raw_model) if config.regularization.kl is not None else None
     model = parallelize(raw_model, config.parallel, info, bf16=bf16, compile=config.compile)
     optimizer = build_optimizer(raw_model, lr=config.lr, weight_decay=config.weight_decay, embedding_lr_mult=config.embedding_lr_mult, betas=config.betas, eps=config.eps)
     schedule = LRSchedule(lr=config.lr, total_steps=plan.total_steps, warmup_steps=plan.warmup_steps, min_lr_ratio=config.min_lr_ratio, decay=config.decay)
@@ -377,7 +426,8 @@ def _train(config: TrainConfig, run_dir: Path, seed: int, resume: str | None, in
     loader = MixtureLoader(shards, MixingSchedule(config.mixing), plan.sequences_per_rank, plan.total_steps, seed)
     eos_id = next(iter(plan.metas.values())).get("eos_id") if plan.metas else None
     eval_sets = _eval_sets(config, plan, eos_id)
-    kl, ewc = build_regularizers(config, raw_model, shards, run_dir, seed, info, resumed=resume_from is not None)
+    kl, ewc = build_regularizers(config, raw_model, reference, plan.source_folders, run_dir, seed, info, resumed=resume_from is not None)
+    del reference
 
     metrics = MetricsLogger(run_dir, enabled=main, tensorboard=config.tensorboard, wandb=config.wandb, run_name=run_dir.name, config=to_plain(config))
     state: dict[str, Any] = {"tokens_seen": 0, "best_value": None, "best_step": None, "bad_streak": 0, "skipped_steps": 0, "train_seconds": 0.0}
@@ -432,6 +482,7 @@ def _train(config: TrainConfig, run_dir: Path, seed: int, resume: str | None, in
             n_micro = math.ceil(B / micro)
             rank_tokens = batch.num_tokens
             loss_sum = torch.zeros((), dtype=torch.float64)
+            kl_sum = torch.zeros((), dtype=torch.float64)
             for i in range(n_micro):
                 rows = slice(i * micro, (i + 1) * micro)
                 inputs = model_inputs(
@@ -450,16 +501,19 @@ def _train(config: TrainConfig, run_dir: Path, seed: int, resume: str | None, in
                 objective = ce
                 if kl is not None:  # a per-token mean, weighted by this micro-batch's share of the tokens
                     general = torch.tensor([s != config.domain_source for s in batch.sources[rows]], device=info.device)
-                    objective = objective + kl(logits, inputs["input_ids"], labels, is_general=general, **_ref_kwargs(inputs)) * int((labels != -100).sum())
-                if ewc is not None and i == n_micro - 1:  # once per step and rank; after the division below and the average over ranks it is λ Σ F (θ − θ*)²
-                    objective = objective + ewc.penalty(raw_model) * rank_tokens
+                    with autocast:  # the reference computes in the trained model's dtype
+                        term = kl(logits, inputs["input_ids"], labels, is_general=general, **_ref_kwargs(inputs)) * int((labels != -100).sum())
+                    objective = objective + term
+                    kl_sum += term.detach().double().cpu()
                 (objective / rank_tokens).backward()  # / this rank's tokens: DDP/FSDP average over ranks -> mean over the global batch
                 loss_sum += ce.detach().double().cpu()
+            # EWC once per step, on the reduced gradients (local shards under FSDP): + 2 λ F (θ − θ*)
+            ewc_value = ewc.add_gradient(raw_model) if ewc is not None else None
             if new_vocab is not None:
                 new_vocab.apply(step)
             grad_norm = torch.nn.utils.clip_grad_norm_([p for p in raw_model.parameters() if p.grad is not None], config.clip or float("inf"))
             grad_norm = float(grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm)
-            total_loss, total_tokens = all_reduce_sum([float(loss_sum), float(rank_tokens)], info.device)
+            total_loss, total_tokens, total_kl = all_reduce_sum([float(loss_sum), float(rank_tokens), float(kl_sum)], info.device)
             loss_value = total_loss / total_tokens
 
             if math.isfinite(loss_value) and math.isfinite(grad_norm):
@@ -496,6 +550,9 @@ def _train(config: TrainConfig, run_dir: Path, seed: int, resume: str | None, in
                         "counts": {k: v * info.world_size for k, v in batch.counts.items()},
                         "epochs": batch.epochs,
                         "skipped": state["bad_streak"] > 0,
+                        # the regularizers' terms as they enter the objective (per target token / per step)
+                        **({"kl": total_kl / total_tokens} if kl is not None else {}),
+                        **({"ewc": ewc_value} if ewc is not None else {}),
                     }
                 )
             if bar is not None:

@@ -107,6 +107,21 @@ def parallelize(model: nn.Module, parallel: str, info: DistInfo, *, bf16: bool =
     return model
 
 
+def prepare_reference(model: nn.Module, parallel: str, info: DistInfo, *, bf16: bool = False, compile: bool = False) -> nn.Module:
+    """A frozen model (the KL reference) placed as the trained one, to run without grad in eval mode.
+
+    Under FSDP it is sharded by `parallelize` itself — the same units and the same
+    mixed-precision policy as the trained model, so it holds 1/world of the weights and
+    computes in the same dtype. Under DDP it is only moved to the device: without gradients
+    there is nothing to reduce. Parameters are frozen before sharding so FSDP keeps no
+    gradient state for them.
+    """
+    for p in model.parameters():
+        p.requires_grad_(False)
+    placed = parallelize(model, "fsdp" if parallel == "fsdp" else "none", info, bf16=bf16, compile=compile)
+    return placed.eval()
+
+
 def set_grad_sync(model: nn.Module, parallel: str, sync: bool) -> None:
     """Reduce gradients only on the last micro-batch of a step.
 

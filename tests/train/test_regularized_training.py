@@ -9,6 +9,7 @@ import pytest
 
 from cpt.train.checkpoint import read_model_state
 from cpt.train.loop import run_training
+from cpt.train.metrics import read_metrics
 from cpt.train.regularizers import EWC
 
 # the packed-data fixture of the loop tests, loaded by path (test modules are not a package)
@@ -35,7 +36,11 @@ def test_kl_and_ewc_train_and_restrain(data, tmp_path):
     assert (tmp_path / "kl" / "reference.safetensors").is_file()
     # the same start, the same data: a strong pull to the reference keeps the weights nearer to it
     assert distance(tmp_path / "kl") < distance(tmp_path / "plain")
+    kl_terms = [r["kl"] for r in read_metrics(tmp_path / "kl") if r["kind"] == "train"]
+    assert abs(kl_terms[0]) < 1e-6 and kl_terms[-1] > 0  # step 1: the model is the reference
 
     run_training(loop_tests.config(data, regularization={"ewc": {"weight": 10.0, "fisher_batches": 2}}), tmp_path / "ewc", seed=3)
     fisher = EWC.load(tmp_path / "ewc" / "ewc.safetensors")
     assert fisher.weight == 10.0 and sum(float(f.sum()) for f in fisher.fisher.values()) > 0
+    penalties = [r["ewc"] for r in read_metrics(tmp_path / "ewc") if r["kind"] == "train"]
+    assert penalties[0] == 0.0 and penalties[-1] > 0  # θ = θ* on the first step only

@@ -104,3 +104,31 @@ def test_sampled_fisher_differs_from_empirical(tiny):
     smp = EWC.estimate(tiny, batches, mode="sampled", generator=torch.Generator().manual_seed(1))
     name = "lm_head.weight"
     assert not torch.allclose(emp[name], smp[name])
+
+
+def test_ewc_add_gradient_is_the_gradient_of_the_penalty(tiny):
+    ewc = EWC.from_model(tiny, EWC.estimate(tiny, [{"input_ids": batch(i)} for i in range(2)]), weight=5.0)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in tiny.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    tiny.zero_grad(set_to_none=True)
+    value = ewc.penalty(tiny)
+    value.backward()
+    by_autograd = {n: p.grad.clone() for n, p in tiny.named_parameters()}
+    tiny.zero_grad(set_to_none=True)
+    assert ewc.add_gradient(tiny) == pytest.approx(value.item(), rel=1e-5)  # from no gradient at all
+    ewc.add_gradient(tiny)  # and added onto an existing one
+    for n, p in tiny.named_parameters():
+        torch.testing.assert_close(p.grad, 2 * by_autograd[n])
+    assert value.item() > 0
+
+
+def test_ewc_load_places_tensors_like_the_model_and_refuses_foreign_names(tiny, tmp_path):
+    ewc = EWC.from_model(tiny, EWC.estimate(tiny, [{"input_ids": batch(0)}]), weight=2.0)
+    ewc.save(tmp_path / "ewc.safetensors")
+    placed = EWC.load(tmp_path / "ewc.safetensors", like=tiny)
+    assert placed.weight == 2.0 and placed.penalty(tiny).item() == 0.0
+    EWC.from_model(TwoParams(), {"a": torch.tensor(1.0)}, weight=1.0).save(tmp_path / "other.safetensors")
+    with pytest.raises(ValueError, match="does not have"):
+        EWC.load(tmp_path / "other.safetensors", like=tiny)
