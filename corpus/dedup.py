@@ -16,6 +16,8 @@ Three datatrove steps, run like datatrove's own multi-stage MinHash:
    twin's id and the similarity for the rejects file.
 
 `deduplicate(texts, config)` runs the same signer and the same decision code in memory.
+`Signer`, `sketch_jaccard` and `write_signatures` / `read_signatures` are public: `cpt corpus
+pack` finds the copies of its held-out eval documents with them (one implementation).
 
 Design choices, and why:
 
@@ -214,8 +216,13 @@ class _Record:
     sketch: np.ndarray  # sorted unique uint32
 
 
-class _Signer:
-    """Normalizes a text and computes its exact hash, MinHash signature and verification sketch."""
+class Signer:
+    """Normalizes a text and computes its exact hash, MinHash signature and verification sketch.
+
+    `sign` is what dedup stores per document. The parts are public too, so a caller that
+    only needs some of them (the pack's eval decontamination: exact hash first, the sketch
+    only for LSH candidates) computes exactly the same values with no second implementation.
+    """
 
     def __init__(self, config: DedupConfig) -> None:
         self.n = config.ngram
@@ -243,23 +250,49 @@ class _Signer:
             h = _fmix64(word) if h is None else _fmix64(h ^ word)
         return h
 
+    @staticmethod
+    def exact_hash(norm: str) -> tuple[int, int]:
+        """xxh3-128 of a normalized text, as (high, low) 64-bit halves."""
+        digest = xxhash.xxh3_128_intdigest(norm.encode("utf-8"))
+        return digest >> 64, digest & 0xFFFFFFFFFFFFFFFF
+
+    def signature(self, hashes: np.ndarray) -> np.ndarray:
+        """The (num_perm,) uint32 MinHash signature of a text's shingle hashes (all 0xFFFFFFFF for none)."""
+        if hashes.size == 0:
+            return np.full(self.k, _EMPTY_BIN, dtype=np.uint32)
+        return self._signature(hashes, (hashes >> np.uint64(32)).astype(np.uint32))
+
+    def sketch(self, hashes: np.ndarray) -> tuple[int, int, np.ndarray]:
+        """(distinct shingles, shift, sorted unique uint32 sample) for `sketch_jaccard`."""
+        if hashes.size == 0:
+            return 0, 0, np.empty(0, dtype=np.uint32)
+        return self._sketch((hashes >> np.uint64(32)).astype(np.uint32))
+
     def sign(self, text: str) -> _Record:
         norm = normalize(text)
-        digest = xxhash.xxh3_128_intdigest(norm.encode("utf-8"))
-        exact = (digest >> 64, digest & 0xFFFFFFFFFFFFFFFF)
+        exact = self.exact_hash(norm)
         hashes = self.shingle_hashes(norm)
         if hashes.size == 0:
             return _Record(
                 exact, np.full(self.k, _EMPTY_BIN, dtype=np.uint32), 0, 0, np.empty(0, dtype=np.uint32)
             )
+        values = (hashes >> np.uint64(32)).astype(np.uint32)
+        signature = self._signature(hashes, values)
+        distinct, shift, sketch = self._sketch(values)
+        return _Record(exact, signature, distinct, shift, sketch)
+
+    def _signature(self, hashes: np.ndarray, values: np.ndarray) -> np.ndarray:
         # Low 32 bits choose the bin, high 32 bits are the value: independent bits of one mixed hash.
         # Repeated shingles give repeated (bin, value) pairs, which cannot change a minimum.
         bins = ((hashes & np.uint64(0xFFFFFFFF)) * np.uint64(self.k)) >> np.uint64(32)
-        values = (hashes >> np.uint64(32)).astype(np.uint32)
         signature = np.full(self.k, _EMPTY_BIN, dtype=np.uint32)
         np.minimum.at(signature, bins.astype(np.intp), values)
         self._densify(signature)
-        values.sort()  # uint32: twice as fast to sort as the 64-bit hashes, and all verification needs
+        return signature
+
+    def _sketch(self, values: np.ndarray) -> tuple[int, int, np.ndarray]:
+        """Sorts `values` in place (uint32: twice as fast to sort as the 64-bit hashes, and all verification needs)."""
+        values.sort()
         if values.size > 1:
             values = values[np.concatenate(([True], values[1:] != values[:-1]))]
         distinct = int(values.size)
@@ -268,7 +301,7 @@ class _Signer:
             while np.searchsorted(values, 1 << (32 - shift)) > self.cap:
                 shift += 1
             values = values[: np.searchsorted(values, 1 << (32 - shift))]
-        return _Record(exact, signature, distinct, shift, np.ascontiguousarray(values))
+        return distinct, shift, np.ascontiguousarray(values)
 
     def _densify(self, signature: np.ndarray) -> None:
         """Fill empty bins from the first non-empty bin along each bin's fixed probe sequence."""
@@ -466,6 +499,22 @@ class _SigWriter:
         shutil.rmtree(self.parts_dir, ignore_errors=True)
 
 
+def write_signatures(folder: str | Path, records: Iterable[tuple[_Record, str]], config: DedupConfig, rank: int = 0) -> Path:
+    """Write `(Signer.sign record, document id)` pairs as `folder/{rank:05d}.sig`, the format `read_signatures` maps.
+
+    The same container as the signature step's (so any other index of signatures, e.g. the
+    pack's held-out documents, gets its completeness and settings checks for free).
+    """
+    writer = _SigWriter(Path(folder), rank, config)
+    try:
+        for record, doc_id in records:
+            writer.add(record, doc_id)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.finish()
+
+
 def read_signatures(path: str | Path, config: DedupConfig, *, verify_checksum: bool = True) -> _Part:
     """Memory-map one rank's `.sig` file after checking that it is complete and made with `config`."""
     path = Path(path)
@@ -536,8 +585,8 @@ class _Decisions:
     counts: dict[str, int]
 
 
-def _sketch_jaccard(a: np.ndarray, shift_a: int, b: np.ndarray, shift_b: int) -> float:
-    """Jaccard of two consistent samples of shingle hashes, both cut at the smaller bound."""
+def sketch_jaccard(a: np.ndarray, shift_a: int, b: np.ndarray, shift_b: int) -> float:
+    """Jaccard of two consistent samples of shingle hashes (`Signer.sketch`), both cut at the smaller bound."""
     shift = max(shift_a, shift_b)
     if shift:
         bound = 1 << (32 - shift)
@@ -677,7 +726,7 @@ def _near(parts, starts, eligible, shingles, config, reason, twin, similarity, c
                 if min(size_g, size_c) < threshold * max(size_g, size_c):
                     continue  # Jaccard ≤ |small| / |large| < threshold
                 other = sketch_of(c)
-                sim = _sketch_jaccard(mine[0], mine[1], other[0], other[1])
+                sim = sketch_jaccard(mine[0], mine[1], other[0], other[1])
                 if sim >= threshold:
                     match, best = c, sim
                     counts["verified_pairs"] += 1
@@ -710,7 +759,7 @@ class DedupSignatures(PipelineStep):
         self.config = config or DedupConfig()
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        signer = _Signer(self.config)
+        signer = Signer(self.config)
         writer = _SigWriter(self.output_folder, rank, self.config)
         try:
             for doc in data or ():
@@ -849,7 +898,7 @@ def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
 def deduplicate(texts: Iterable[str], config: DedupConfig | None = None) -> list[DedupDecision]:
     """Decide in memory which texts to keep: the signer and decision code of the three steps, without files."""
     config = config or DedupConfig()
-    signer = _Signer(config)
+    signer = Signer(config)
     records = [signer.sign(t) for t in texts]
     decisions = _decide(
         [_Part.from_records(records, [str(i) for i in range(len(records))], config.num_perm)], config
@@ -879,9 +928,12 @@ __all__ = [
     "DedupFilter",
     "DedupSignatures",
     "SignatureFileError",
+    "Signer",
     "deduplicate",
     "find_duplicates",
     "lsh_candidate_probability",
     "normalize",
     "read_signatures",
+    "sketch_jaccard",
+    "write_signatures",
 ]

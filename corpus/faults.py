@@ -14,6 +14,9 @@ The whole build must die, not one worker of a pool (a pool whose worker vanishes
 forever), so the hook kills the build's process group when the build leads one (tests
 start it with `start_new_session=True`), else the driver process recorded in
 `CPT_FAULT_ROOT_PID`, and then itself.
+
+The variable is parsed by `cpt.faults` (shared with the pack and the training loop); the
+other stages' kinds are valid here and ignored.
 """
 
 from __future__ import annotations
@@ -24,24 +27,29 @@ import signal
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
-ENV = "CPT_FAULT"
+from cpt import faults as _faults
+
+ENV = _faults.ENV
 ROOT_ENV = "CPT_FAULT_ROOT_PID"
+KINDS = ("kill-after-docs", "kill-in-stage")
 
 
 def parse(spec: str | None) -> tuple[str, str] | None:
-    """`kill-after-docs:5` -> ("kill-after-docs", "5"); empty -> None; anything else is an error."""
-    if not spec:
-        return None
-    kind, sep, arg = spec.partition(":")
-    if kind == "kill-after-docs" and sep and arg.isdigit() and int(arg) > 0:
-        return kind, arg
-    if kind == "kill-in-stage" and arg in ("read", "dedup", "write"):
-        return kind, arg
-    raise ValueError(f"{ENV}={spec!r}: expected kill-after-docs:N (N > 0) or kill-in-stage:read|dedup|write")
+    """The build's fault in a CPT_FAULT value: `kill-after-docs:5` -> ("kill-after-docs", "5").
+
+    Empty, or only other stages' faults (e.g. `kill-at-step:12`) -> None; a malformed value
+    raises `cpt.faults.FaultSpecError` (a ValueError) naming the variable.
+    """
+    return _build_fault(_faults.parse(spec))
 
 
 def current() -> tuple[str, str] | None:
-    return parse(os.environ.get(ENV))
+    return _build_fault(_faults.active())
+
+
+def _build_fault(specs: tuple[_faults.Fault, ...]) -> tuple[str, str] | None:
+    fault = next((f for f in specs if f.kind in KINDS), None)
+    return None if fault is None else (fault.kind, str(fault.arg))
 
 
 def arm() -> None:

@@ -5,7 +5,7 @@ The output folder:
     OUTPUT/train/NNNNN_{doc_shuffled,unshuffled}.ds[.index|.metadata]   training stream
     OUTPUT/eval/docs.jsonl.gz        the held-out documents, as text (for bits per byte)
     OUTPUT/eval/NNNNN_unshuffled.ds  the same documents tokenized (for per-token perplexity)
-    OUTPUT/eval/index.npz            exact and MinHash signatures of the held-out documents
+    OUTPUT/eval/index/00000.sig      dedup signatures (exact hash, MinHash, sketch) of the held-out documents
     OUTPUT/{train,eval}/meta.json, OUTPUT/meta.json, OUTPUT/stage.json
 
 The shards are datatrove's tokenized format written by datatrove's own `DocumentTokenizer`
@@ -14,6 +14,13 @@ EOS after every document; no padding), so `DatatroveFolderDataset` and nanotron 
 as they are. Windows are cut at training time (`cpt.train.data.PackedShards`), so one pack
 serves any sequence length. `meta.json` is ours: the tokenizer's hash, vocab size, EOS id,
 token size and counts (docs, tokens, bytes), which datatrove's format does not record.
+
+Input: a `cpt corpus build` output folder (jsonl.gz or parquet documents; its rejects/ and
+hidden work folders are left out), any folder of jsonl[.gz|.zst] / parquet files, or such
+files named directly. They are read by the corpus build's own readers (`cpt.corpus.readers`),
+so a record that is not a document (empty or missing text, malformed JSON, binary junk, a
+damaged file's tail) is counted under its reason in `meta.json` (`dropped`), stage.json and
+the command's summary table, never silently skipped.
 
 The run is a datatrove pipeline per split — reader -> `EvalDecontaminationFilter` ->
 `DocumentTokenizer` — on a `LocalPipelineExecutor`: one task per group of input files,
@@ -25,8 +32,10 @@ names). Changing the configuration, the inputs or the tokenizer starts the pack 
 Held-out documents: the first N of a seeded permutation of all documents (or a fraction).
 They are removed from the training stream together with every copy and near copy: a training
 document is dropped when its normalized text has the same hash as a held-out one
-(`eval_exact`), or when its char 5-gram MinHash estimates a Jaccard similarity of at least
-`near_duplicate_threshold` with one (`eval_near_duplicate`), so eval text is never trained on.
+(`eval_exact`), or when its char 5-gram Jaccard similarity with one reaches
+`near_duplicate_threshold` (`eval_near_duplicate`), so eval text is never trained on. Both
+checks are `cpt.corpus.dedup`'s: its normalization, signer (exact hash, MinHash, sketch) and
+verifier, with LSH buckets over the held-out signatures proposing candidates.
 """
 
 from __future__ import annotations
@@ -45,21 +54,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import xxhash
 from datatrove.data import Document
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.tokens.tokenizer import DocumentTokenizer
 from pydantic import Field, model_validator
 
+from cpt import faults
 from cpt.config import Section  # only Section: cpt.config imports this module for the recipe's `pack` section
+from cpt.corpus.dedup import DedupConfig, Signer, normalize, read_signatures, sketch_jaccard, write_signatures
+from cpt.corpus.readers import JSONL_SUFFIXES, PARQUET_SUFFIXES, CorpusReader, InputUnit, file_kind
 from cpt.errors import UserError, require_path
 
-CORPUS_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst")
+CORPUS_SUFFIXES = JSONL_SUFFIXES + PARQUET_SUFFIXES
+CORPUS_KINDS = ("jsonl", "parquet")
+INDEX = "index"  # eval/index/: the held-out documents' signature file
+LSH_ROWS = 4
 SKIP_DIRS = {"rejects", "removed"}  # corpus build keeps dropped documents there: never pack them
 WORK = ".datatrove"
 SMALL_INPUT_BYTES = 64 << 20  # compressed input below this is packed by one process (see _default_workers)
 EOS_CANDIDATES = ("</s>", "<|endoftext|>", "<|end_of_text|>", "<eos>", "<|im_end|>")
-_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
 class PackConfig(Section):
@@ -72,139 +85,100 @@ class PackConfig(Section):
     workers: int | None = Field(default=None, ge=1, description="Processes running tasks at once (default: 1 for inputs under 64 MB, whose tokenizer already uses every core, else min(tasks, CPU count)).")
     add_bos: bool = Field(default=False, description="Put the tokenizer's BOS token before every document (EOS always follows every document).")
     batch_size: int = Field(default=1000, ge=1, description="Documents per tokenizer batch call; memory grows with it.")
-    near_duplicate_threshold: float = Field(default=0.7, gt=0, le=1, description="Drop a training document whose estimated char 5-gram Jaccard similarity with a held-out document is at least this.")
-    num_perm: int = Field(default=128, ge=16, le=1024, description="MinHash signature length for the near-duplicate check (a power of two).")
+    near_duplicate_threshold: float = Field(default=0.7, gt=0, le=1, description="Drop a training document whose char 5-gram Jaccard similarity with a held-out document (verified by the dedup sketch) is at least this.")
+    num_perm: int = Field(default=128, ge=16, le=1024, description="MinHash signature length for the near-duplicate candidates (a multiple of 4: LSH bands of 4 slots).")
     seed: int | None = Field(default=None, ge=0, description="Seed for the eval selection and the shuffle (default: the recipe's seed).")
 
     @model_validator(mode="after")
     def _check(self) -> PackConfig:
         if self.eval_docs is not None and self.eval_fraction is not None:
             raise ValueError("eval_docs and eval_fraction exclude each other: give one")
-        if self.num_perm & (self.num_perm - 1):
-            raise ValueError(f"num_perm must be a power of two, got {self.num_perm}")
+        if self.num_perm % LSH_ROWS:
+            raise ValueError(f"num_perm must be a multiple of {LSH_ROWS}, got {self.num_perm}")
         return self
 
 
-# --------------------------------------------------------------------------- hashing
+# --------------------------------------------------------------------------- eval decontamination
 
 
-def normalize_for_hash(text: str) -> str:
-    """Case and whitespace differences do not make a different document."""
-    return " ".join(text.casefold().split())
+def decontamination_config(cfg: PackConfig) -> DedupConfig:
+    """Dedup's signer and verifier, set for finding copies of the held-out documents.
 
-
-def exact_hash(text: str, *, normalized: bool = False) -> int:
-    norm = text if normalized else normalize_for_hash(text)
-    return xxhash.xxh3_64_intdigest(norm.encode("utf-8"))
-
-
-def _splitmix64(x: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):
-        x = x + np.uint64(0x9E3779B97F4A7C15)
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
-
-
-def shingle_hashes(text: str, k: int = 5, *, normalized: bool = False) -> np.ndarray:
-    """64-bit hashes of the normalized text's character k-grams, vectorized (no Python loop per char)."""
-    norm = text if normalized else normalize_for_hash(text)
-    codes = np.frombuffer(norm.encode("utf-32-le"), dtype="<u4").astype(np.uint64)
-    if len(codes) == 0:
-        return np.zeros(0, dtype=np.uint64)
-    if len(codes) < k:  # a very short text is one shingle
-        k = len(codes)
-    n = len(codes) - k + 1
-    h = np.zeros(n, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for j in range(k):
-            h = h * np.uint64(1_000_003) + codes[j : j + n]
-    return _splitmix64(h)
-
-
-def minhash(hashes: np.ndarray, num_perm: int = 128) -> np.ndarray:
-    """One-permutation MinHash with rotation densification: one pass over the shingles, not `num_perm`.
-
-    Each shingle hash falls into one of `num_perm` bins by its top bits and the bin keeps its
-    smallest remainder; an empty bin borrows the next non-empty bin's value (plus a per-hop
-    offset), so equal sets give equal signatures. The share of equal positions estimates the
-    Jaccard similarity of the two shingle sets.
+    Same shingles (char 5-grams of dedup's normalized text) and the same verified Jaccard as
+    `cpt corpus build`'s near-dup pass; the LSH bands are narrower (4 rows) because the
+    threshold is lower (0.7 by default: a copy at Jaccard 0.7 becomes a candidate with
+    probability 1-(1-0.7^4)^32 > 0.9998 at 128 slots) and the held-out set is small, so the
+    extra candidates cost little. Every candidate is verified before a document is dropped.
     """
-    bits = int(num_perm).bit_length() - 1
-    sig = np.full(num_perm, np.iinfo(np.uint64).max, dtype=np.uint64)
-    if len(hashes) == 0:
-        return sig
-    bins = (hashes >> np.uint64(64 - bits)).astype(np.intp)
-    values = hashes & np.uint64((1 << (64 - bits)) - 1)
-    np.minimum.at(sig, bins, values)
-    empty = sig == np.iinfo(np.uint64).max
-    if empty.any() and not empty.all():
-        filled = np.flatnonzero(~empty)
-        idx = np.arange(num_perm)
-        pos = np.searchsorted(filled, idx) % len(filled)  # next non-empty bin, circularly
-        donor = filled[pos]
-        hops = (donor - idx) % num_perm
-        with np.errstate(over="ignore"):
-            sig = np.where(empty, sig[donor] + hops.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15), sig)
-    return sig
-
-
-class EvalIndex:
-    """Exact hashes and MinHash signatures of the held-out documents, with LSH bands for lookup."""
-
-    def __init__(self, exact: np.ndarray, sigs: np.ndarray, heldout_keys: list[str], threshold: float, bands: int) -> None:
-        self.exact = set(int(x) for x in exact)
-        self.sigs = sigs
-        self.heldout_keys = set(heldout_keys)
-        self.threshold = threshold
-        self.bands = bands
-        self.rows = sigs.shape[1] // bands if len(sigs) else 0
-        self._buckets: list[dict[bytes, list[int]]] = [{} for _ in range(bands)]
-        for i, sig in enumerate(sigs):
-            for b in range(bands):
-                self._buckets[b].setdefault(sig[b * self.rows : (b + 1) * self.rows].tobytes(), []).append(i)
-
-    @classmethod
-    def build(cls, docs: list[Document], threshold: float, num_perm: int) -> EvalIndex:
-        exact = np.array([exact_hash(d.text) for d in docs], dtype=np.uint64)
-        sigs = np.stack([minhash(shingle_hashes(d.text), num_perm) for d in docs]) if docs else np.zeros((0, num_perm), np.uint64)
-        return cls(exact, sigs, [doc_key(d) for d in docs], threshold, _bands_for(num_perm))
-
-    def save(self, path: Path) -> None:
-        np.savez(path, exact=np.array(sorted(self.exact), dtype=np.uint64), sigs=self.sigs, threshold=np.float64(self.threshold))
-        path.with_suffix(".keys.json").write_text(json.dumps(sorted(self.heldout_keys), ensure_ascii=False), encoding="utf-8")
-
-    @classmethod
-    def load(cls, path: Path) -> EvalIndex:
-        with np.load(path, allow_pickle=False) as z:
-            exact, sigs, threshold = z["exact"], z["sigs"], float(z["threshold"])
-        keys = json.loads(path.with_suffix(".keys.json").read_text(encoding="utf-8"))
-        return cls(exact, sigs, keys, threshold, _bands_for(sigs.shape[1]))
-
-    def check(self, doc: Document) -> str | None:
-        """Why `doc` must not be trained on (`eval_heldout`, `eval_exact`, `eval_near_duplicate`), else None."""
-        norm = normalize_for_hash(doc.text)
-        if exact_hash(norm, normalized=True) in self.exact:
-            return "eval_heldout" if doc_key(doc) in self.heldout_keys else "eval_exact"
-        if not len(self.sigs):
-            return None
-        sig = minhash(shingle_hashes(norm, normalized=True), self.sigs.shape[1])
-        candidates: set[int] = set()
-        for b in range(self.bands):
-            candidates.update(self._buckets[b].get(sig[b * self.rows : (b + 1) * self.rows].tobytes(), ()))
-        for i in candidates:
-            if float(np.mean(self.sigs[i] == sig)) >= self.threshold:
-                return "eval_near_duplicate"
-        return None
-
-
-def _bands_for(num_perm: int) -> int:
-    """Bands of 4 rows: candidates from a Jaccard of ~0.4 up, then verified on the full signature."""
-    return max(1, num_perm // 4)
+    return DedupConfig(
+        num_perm=cfg.num_perm,
+        bands=cfg.num_perm // LSH_ROWS,
+        rows=LSH_ROWS,
+        threshold=cfg.near_duplicate_threshold,
+    )
 
 
 def doc_key(doc: Document) -> str:
-    return f"{doc.metadata.get('file_path', '')}#{doc.id}"
+    """A document's place in the corpus (its file and id): tells the held-out document from its copies."""
+    return f"{doc.metadata.get('file', '')}#{doc.id}"
+
+
+class EvalIndex:
+    """The held-out documents' dedup signatures, with LSH buckets to find their copies.
+
+    Stored as dedup's signature file (`write_signatures` / `read_signatures`: exact hash,
+    MinHash signature and verification sketch per document, the document key as its id),
+    memory-mapped by each task.
+    """
+
+    def __init__(self, part: Any, config: DedupConfig) -> None:
+        self.part = part
+        self.config = config
+        self.signer = Signer(config)
+        self.exact = {(int(hi), int(lo)) for hi, lo in np.asarray(part.exact).tolist()}
+        self.heldout_keys = {part.doc_id(i) for i in range(part.size)}
+        self.shingles = np.asarray(part.shingles)
+        self.width = config.rows * 4  # bytes of one band of uint32 slots
+        self.buckets: list[dict[bytes, list[int]]] = [{} for _ in range(config.bands)]
+        signatures = np.asarray(part.signature)
+        for i in np.flatnonzero(self.shingles > 0).tolist():  # a text too short for one shingle has exact copies only
+            raw = signatures[i].tobytes()
+            for b, bucket in enumerate(self.buckets):
+                bucket.setdefault(raw[b * self.width : (b + 1) * self.width], []).append(i)
+
+    @staticmethod
+    def write(docs: list[Document], folder: Path, config: DedupConfig) -> Path:
+        signer = Signer(config)
+        return write_signatures(folder, ((signer.sign(d.text), doc_key(d)) for d in docs), config)
+
+    @classmethod
+    def load(cls, path: Path, config: DedupConfig) -> EvalIndex:
+        return cls(read_signatures(path, config), config)
+
+    def check(self, doc: Document) -> str | None:
+        """Why `doc` must not be trained on (`eval_heldout`, `eval_exact`, `eval_near_duplicate`), else None."""
+        norm = normalize(doc.text)
+        if self.signer.exact_hash(norm) in self.exact:
+            return "eval_heldout" if doc_key(doc) in self.heldout_keys else "eval_exact"
+        hashes = self.signer.shingle_hashes(norm)
+        if hashes.size == 0 or not self.heldout_keys:
+            return None
+        raw = self.signer.signature(hashes).tobytes()
+        shared: dict[int, int] = {}
+        for b, bucket in enumerate(self.buckets):
+            for i in bucket.get(raw[b * self.width : (b + 1) * self.width], ()):
+                shared[i] = shared.get(i, 0) + 1
+        if not shared:
+            return None
+        distinct, shift, sketch = self.signer.sketch(hashes)
+        threshold = self.config.threshold
+        for i in sorted(shared, key=lambda i: (-shared[i], i)):  # most shared bands first: usually settles it
+            other = int(self.shingles[i])
+            if min(distinct, other) < threshold * max(distinct, other):
+                continue  # Jaccard <= |small| / |large| < threshold
+            if sketch_jaccard(sketch, shift, self.part.doc_sketch(i), int(self.part.shift[i])) >= threshold:
+                return "eval_near_duplicate"
+        return None
 
 
 # --------------------------------------------------------------------------- pipeline steps
@@ -214,40 +188,35 @@ class EvalDecontaminationFilter(BaseFilter):
     """Drop held-out documents and their exact and near copies from the training stream.
 
     Reasons: `eval_heldout` (a held-out document itself), `eval_exact` (same normalized text),
-    `eval_near_duplicate` (char 5-gram MinHash Jaccard >= the threshold). It also counts the
+    `eval_near_duplicate` (char 5-gram Jaccard, verified, >= the threshold). It also counts the
     UTF-8 bytes it forwards (`bytes`), which bits-per-byte evaluation and `meta.json` need.
     The index is loaded from disk in each task, so the step pickles small for worker processes.
+    `kill_in_task` (from `CPT_FAULT=pack-kill-in-task:N`) SIGKILLs the process inside task N,
+    after its first documents went to the tokenizer: the resume test's deterministic crash.
     """
 
     name = "🧹 eval decontamination"
 
-    def __init__(self, index_path: Path | None, fault: str | None = None) -> None:
+    def __init__(self, index_path: Path | None, config: DedupConfig | None = None, kill_in_task: int | None = None) -> None:
         super().__init__()
         self.index_path = str(index_path) if index_path else None
-        self.fault = fault
+        self.config = config or DedupConfig()
+        self.kill_in_task = kill_in_task
         self._index: EvalIndex | None = None
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         if self._index is None and self.index_path:
-            self._index = EvalIndex.load(Path(self.index_path))
+            self._index = EvalIndex.load(Path(self.index_path), self.config)
         if self._index is not None and (reason := self._index.check(doc)):
             return False, reason
         self.stat_update("bytes", value=len(doc.text.encode("utf-8")))
         return True
 
     def run(self, data, rank: int = 0, world_size: int = 1):
-        fault_rank = _fault_rank(self.fault)
         for n, doc in enumerate(super().run(data, rank, world_size)):
-            if fault_rank == rank and n == 1:  # deterministic crash for the resume test: mid-task, files half written
+            if self.kill_in_task == rank and n == 1:  # mid-task, files half written
                 os.kill(os.getpid(), signal.SIGKILL)
             yield doc
-
-
-def _fault_rank(fault: str | None) -> int | None:
-    """`CPT_FAULT=pack-kill-in-task:N` kills the process inside task N (tests of resume only)."""
-    if fault and fault.startswith("pack-kill-in-task:"):
-        return int(fault.split(":", 1)[1])
-    return None
 
 
 class BosEosDocumentTokenizer(DocumentTokenizer):
@@ -346,17 +315,23 @@ def tokenizer_info(tokenizer_dir: Path) -> dict[str, Any]:
 
 
 def corpus_files(inputs: list[Path]) -> tuple[Path, list[str]]:
-    """A common root and the jsonl files under it (sorted), leaving out rejects/ and hidden folders."""
+    """A common root and the corpus files under it (sorted), leaving out rejects/ and hidden folders.
+
+    Folders (a `cpt corpus build` output, or any tree) give their jsonl[.gz|.zst] and parquet
+    files; a file named directly must be one of those kinds too.
+    """
     files: list[Path] = []
     for item in inputs:
         item = Path(item)
         require_path(item, "corpus")
         if item.is_file():
+            if file_kind(item.name) not in CORPUS_KINDS:
+                raise UserError(f"{item}: not a corpus file ({', '.join(CORPUS_SUFFIXES)}); pack reads `cpt corpus build` output")
             files.append(item.resolve())
             continue
         for p in sorted(item.rglob("*")):
             rel = p.relative_to(item).parts
-            if p.is_file() and p.name.endswith(CORPUS_SUFFIXES) and not any(part in SKIP_DIRS or part.startswith(".") for part in rel[:-1]):
+            if p.is_file() and file_kind(p.name) in CORPUS_KINDS and not any(part in SKIP_DIRS or part.startswith(".") for part in rel[:-1]):
                 files.append(p.resolve())
     files = sorted(set(files))
     if not files:
@@ -365,15 +340,19 @@ def corpus_files(inputs: list[Path]) -> tuple[Path, list[str]]:
     return root, [str(f.relative_to(root)) for f in files]
 
 
-def _reader(root: Path, paths_file: Path):
-    from datatrove.pipeline.readers import JsonlReader
+def input_units(root: Path, rel_files: list[str]) -> list[InputUnit]:
+    """The files as the corpus readers' units: task N reads units N, N+tasks, ... in this order."""
+    return [InputUnit(file_kind(rel), str(root), rel, "") for rel in rel_files]
 
-    return JsonlReader(str(root), paths_file=str(paths_file), compression="infer")
+
+def _reader(units: list[InputUnit]) -> CorpusReader:
+    """The corpus build's checked readers: every record that is not a document is counted by reason."""
+    return CorpusReader(units)
 
 
-def _iter_docs(root: Path, paths_file: Path) -> Iterator[Document]:
+def _iter_docs(units: list[InputUnit]) -> Iterator[Document]:
     """Every document in reader order (the same order the training tasks see per file)."""
-    yield from _reader(root, paths_file).run(None, rank=0, world_size=1)
+    yield from _reader(units).run(None, rank=0, world_size=1)
 
 
 def selection_key(seed: int, ordinal: int) -> int:
@@ -384,7 +363,7 @@ def selection_key(seed: int, ordinal: int) -> int:
     return x ^ (x >> 31)
 
 
-def select_eval(root: Path, paths_file: Path, cfg: PackConfig, seed: int) -> list[Document]:
+def select_eval(units: list[InputUnit], cfg: PackConfig, seed: int) -> list[Document]:
     """The held-out documents: the first N after a seeded shuffle of all documents, in corpus order.
 
     The shuffle orders documents by a seeded 64-bit key (`selection_key`), so the first N are
@@ -395,12 +374,12 @@ def select_eval(root: Path, paths_file: Path, cfg: PackConfig, seed: int) -> lis
         return []
     n_eval = cfg.eval_docs
     if n_eval is None:
-        n_eval = int(round(sum(1 for _ in _iter_docs(root, paths_file)) * cfg.eval_fraction))
+        n_eval = int(round(sum(1 for _ in _iter_docs(units)) * cfg.eval_fraction))
         if n_eval == 0:
             return []
     heap: list[tuple[int, int, Document]] = []  # (-key, ordinal, doc): the largest kept key on top
     total = 0
-    for ordinal, doc in enumerate(_iter_docs(root, paths_file)):
+    for ordinal, doc in enumerate(_iter_docs(units)):
         total += 1
         item = (-selection_key(seed, ordinal), ordinal, doc)
         if len(heap) < n_eval:
@@ -426,8 +405,7 @@ def write_jsonl_gz(path: Path, docs: list[Document]) -> None:
 
 def _run_split(
     name: str,
-    root: Path,
-    paths_file: Path,
+    units: list[InputUnit],
     out: Path,
     work: Path,
     tok: dict[str, Any],
@@ -437,13 +415,13 @@ def _run_split(
     workers: int,
     index_path: Path | None,
     shuffle: bool,
+    kill_in_task: int | None = None,
 ) -> None:
     from datatrove.executor import LocalPipelineExecutor
 
-    fault = os.environ.get("CPT_FAULT") if name == "train" else None
     pipeline = [
-        _reader(root, paths_file),
-        EvalDecontaminationFilter(index_path, fault=fault),
+        _reader(units),
+        EvalDecontaminationFilter(index_path, decontamination_config(cfg), kill_in_task=kill_in_task),
         BosEosDocumentTokenizer(
             output_folder=str(out),
             tokenizer_name_or_path=str(tok["path"]),
@@ -495,7 +473,12 @@ def _default_workers(root: Path, rel_files: list[str]) -> int:
 
 
 def _split_counts(folder: Path, work: Path) -> dict[str, Any]:
-    """docs and tokens from the shards' own indexes, bytes and drops from the tasks' stats."""
+    """docs and tokens from the shards' own indexes; bytes, removals and bad records from the tasks' stats.
+
+    `removed`: eval decontamination by reason. `dropped`: records the reader could not turn into
+    a document (`empty_text`, `missing_text_field`, `malformed_json`, ...), `repaired`: records
+    it fixed on the way in. With the packed documents they account for every input record.
+    """
     docs = tokens = 0
     files = sorted(folder.glob("*.ds"))
     for f in files:
@@ -503,17 +486,30 @@ def _split_counts(folder: Path, work: Path) -> dict[str, Any]:
         ends = np.fromfile(index, dtype="<u8") if index.is_file() else np.zeros(0, "<u8")
         docs += len(ends)
         tokens += int(ends[-1]) if len(ends) else 0
-    stats: dict[str, int] = {}
+    stats: dict[str, dict[str, int]] = {"read": {}, "decontaminate": {}}
+    steps = {f": {CorpusReader.name}": "read", f": {EvalDecontaminationFilter.name}": "decontaminate"}
     for sf in sorted((work / "stats").glob("*.json")):
         for step in json.loads(sf.read_text(encoding="utf-8")):
-            if "decontamination" not in step.get("name", ""):
+            which = next((v for k, v in steps.items() if step.get("name", "").endswith(k)), None)
+            if which is None:
                 continue
             for key, value in step.get("stats", {}).items():
                 total = value.get("total", value) if isinstance(value, dict) else value
                 if isinstance(total, (int, float)):
-                    stats[key] = stats.get(key, 0) + int(total)
-    removed = {k.removeprefix("dropped_"): v for k, v in stats.items() if k.startswith("dropped_")}
-    return {"files": len(files), "docs": docs, "tokens": tokens, "bytes": stats.get("bytes", 0), "removed": removed}
+                    stats[which][key] = stats[which].get(key, 0) + int(total)
+
+    def by_reason(step: str, prefix: str) -> dict[str, int]:
+        return {k.removeprefix(prefix): v for k, v in sorted(stats[step].items()) if k.startswith(prefix)}
+
+    return {
+        "files": len(files),
+        "docs": docs,
+        "tokens": tokens,
+        "bytes": stats["decontaminate"].get("bytes", 0),
+        "removed": by_reason("decontaminate", "dropped_"),
+        "dropped": by_reason("read", "dropped_"),
+        "repaired": by_reason("read", "repaired_"),
+    }
 
 
 def pack_corpus(
@@ -534,6 +530,7 @@ def pack_corpus(
 
     cfg = config or PackConfig()
     seed = cfg.seed if cfg.seed is not None else seed
+    kill = faults.get("pack-kill-in-task")  # a malformed CPT_FAULT fails here, before any work
     inputs = [Path(corpus)] if isinstance(corpus, (str, Path)) else [Path(c) for c in corpus]
     output = Path(output)
     tok = tokenizer_info(Path(tokenizer))
@@ -552,29 +549,27 @@ def pack_corpus(
     work.mkdir(parents=True, exist_ok=True)
     state_file.write_text(json.dumps(identity, indent=1, ensure_ascii=False), encoding="utf-8")
     (output / "stage.json").unlink(missing_ok=True)
-    paths_file = work / "inputs.txt"
-    paths_file.write_text("\n".join(rel_files) + "\n", encoding="utf-8")
+    units = input_units(root, rel_files)
 
     t0 = time.perf_counter()
     eval_dir = output / "eval"
     eval_dir.mkdir(parents=True, exist_ok=True)
     with _datatrove_console(work / "select" / "console.log"):
-        heldout = select_eval(root, paths_file, cfg, seed)
-    index_path = eval_dir / "index.npz"
+        heldout = select_eval(units, cfg, seed)
     t_select = time.perf_counter() - t0
+    index_path = None
     if heldout:
         write_jsonl_gz(eval_dir / "docs.jsonl.gz", heldout)
-        EvalIndex.build(heldout, cfg.near_duplicate_threshold, cfg.num_perm).save(index_path)
+        index_path = EvalIndex.write(heldout, eval_dir / INDEX, decontamination_config(cfg))
     tasks = max(1, min(cfg.tasks, len(rel_files)))
     workers = max(1, min(cfg.workers or _default_workers(root, rel_files), tasks))
     t1 = time.perf_counter()
-    _run_split("train", root, paths_file, output / "train", work, tok, cfg, seed, tasks, workers, index_path if heldout else None, cfg.shuffle)
+    _run_split("train", units, output / "train", work, tok, cfg, seed, tasks, workers, index_path, cfg.shuffle, kill.arg if kill else None)
     _drop_empty_shards(output / "train")
     t_train = time.perf_counter() - t1
     if heldout:
-        eval_paths = work / "eval_inputs.txt"
-        eval_paths.write_text("docs.jsonl.gz\n", encoding="utf-8")
-        _run_split("eval", eval_dir, eval_paths, eval_dir, work, tok, cfg, seed, 1, 1, None, False)
+        eval_units = input_units(eval_dir, ["docs.jsonl.gz"])
+        _run_split("eval", eval_units, eval_dir, work, tok, cfg, seed, 1, 1, None, False)
 
     common = {
         "format": "datatrove-tokenized",
@@ -589,7 +584,7 @@ def pack_corpus(
         "shuffle": cfg.shuffle,
     }
     splits = {"train": _split_counts(output / "train", work / "train")}
-    splits["eval"] = _split_counts(eval_dir, work / "eval") if heldout else {"files": 0, "docs": 0, "tokens": 0, "bytes": 0, "removed": {}}
+    splits["eval"] = _split_counts(eval_dir, work / "eval") if heldout else {"files": 0, "docs": 0, "tokens": 0, "bytes": 0, "removed": {}, "dropped": {}, "repaired": {}}
     if heldout:
         splits["eval"]["bytes"] = sum(len(d.text.encode("utf-8")) for d in heldout)
     for name, counts in splits.items():
@@ -599,8 +594,9 @@ def pack_corpus(
     meta = common | {"counts": {"input_files": len(rel_files), "heldout_docs": len(heldout)}, "splits": splits}
     (output / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
     timings = {"select_eval_s": round(t_select, 3), "train_s": round(t_train, 3), "total_s": round(time.perf_counter() - t0, 3)}
-    flat_counts = {f"{split}_{k}": v for split, c in splits.items() for k, v in c.items() if k != "removed"}
-    flat_counts |= {f"removed_{k}": v for k, v in splits["train"]["removed"].items()}
+    flat_counts = {f"{split}_{k}": v for split, c in splits.items() for k, v in c.items() if not isinstance(v, dict)}
+    for kind in ("removed", "dropped", "repaired"):
+        flat_counts |= {f"{kind}_{k}": v for k, v in splits["train"][kind].items()}
     write_marker(output, "pack", {"pack": plain, "identity": config_hash(identity)}, marker_inputs, flat_counts, timings)
     return meta
 

@@ -1,6 +1,6 @@
 """Deterministic fault injection for the resume tests: a real SIGKILL at a chosen point.
 
-`CPT_FAULT` (environment variable) picks the point:
+`CPT_FAULT` (environment variable, parsed by `cpt.faults`) picks the point:
 - `kill-at-step:N` — the process kills itself just before optimizer step N (1-based) runs,
   i.e. after step N-1 and any checkpoint it wrote;
 - `kill-during-save` or `kill-during-save:N` — the process kills itself in the middle of
@@ -12,6 +12,8 @@
 A timer-based kill would land at a different point on every run; these land on the same
 instruction each time, so the tests can assert exact outcomes. SIGKILL (not an exception)
 because that is what an OOM killer or a preempted node does: no `finally`, no flush.
+Kinds meant for other stages (the corpus build's, the pack's) are valid and ignored here;
+a malformed value is a `cpt.faults.FaultSpecError` (a one-line user error).
 """
 
 from __future__ import annotations
@@ -20,19 +22,9 @@ import os
 import signal
 import sys
 
-ENV = "CPT_FAULT"
+from cpt import faults as _faults
 
-
-def _parse() -> tuple[str, int | None] | None:
-    raw = os.environ.get(ENV, "").strip()
-    if not raw:
-        return None
-    kind, _, arg = raw.partition(":")
-    if kind not in ("kill-at-step", "kill-during-save", "nan-at-step", "nan-from-step"):
-        raise ValueError(f"{ENV}={raw!r}: expected kill-at-step:N, kill-during-save[:N], nan-at-step:N or nan-from-step:N")
-    if kind != "kill-during-save" and not arg:
-        raise ValueError(f"{ENV}={raw!r}: {kind} needs a step, e.g. {kind}:12")
-    return kind, int(arg) if arg else None
+ENV = _faults.ENV
 
 
 def _die(where: str) -> None:
@@ -44,21 +36,21 @@ def _die(where: str) -> None:
 
 def before_step(step: int) -> None:
     """Called by the loop before optimizer step `step` (1-based)."""
-    fault = _parse()
-    if fault and fault[0] == "kill-at-step" and fault[1] == step:
+    fault = _faults.get("kill-at-step")
+    if fault is not None and fault.arg == step:
         _die(f"before step {step}")
 
 
 def during_save(step: int) -> None:
     """Called by the checkpoint manager halfway through writing the checkpoint of `step`."""
-    fault = _parse()
-    if fault and fault[0] == "kill-during-save" and (fault[1] is None or fault[1] == step):
+    fault = _faults.get("kill-during-save")
+    if fault is not None and (fault.arg is None or fault.arg == step):
         _die(f"while saving the checkpoint of step {step}")
 
 
 def poison_loss(step: int, loss):
     """The loss of step `step` (1-based), or NaN where `nan-at-step` / `nan-from-step` says so."""
-    fault = _parse()
-    if fault and ((fault[0] == "nan-at-step" and fault[1] == step) or (fault[0] == "nan-from-step" and step >= fault[1])):
+    at, since = _faults.get("nan-at-step"), _faults.get("nan-from-step")
+    if (at is not None and at.arg == step) or (since is not None and step >= since.arg):
         return loss * float("nan")
     return loss

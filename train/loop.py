@@ -33,6 +33,7 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
+from cpt import faults as cpt_faults
 from cpt import paths, ui
 from cpt.config import to_plain
 from cpt.errors import UserError
@@ -398,6 +399,7 @@ def run_training(config: TrainConfig, run_dir: Path, seed: int, resume: str | No
 
 def _train(config: TrainConfig, run_dir: Path, seed: int, resume: str | None, init_from: str | None, info) -> dict[str, Any]:
     plan = preflight(config, world_size=info.world_size)
+    cpt_faults.active()  # a malformed CPT_FAULT fails here, before the model loads
     main = info.is_main
     seed_everything(seed)
     if main:

@@ -13,7 +13,7 @@ from cpt.errors import UserError
 
 
 def pack(
-    corpus: list[Path] = typer.Option(..., "--corpus", help="A `cpt corpus build` output folder or jsonl[.gz] files (repeatable)."),
+    corpus: list[Path] = typer.Option(..., "--corpus", help="A `cpt corpus build` output folder (jsonl.gz or parquet), or jsonl[.gz|.zst] / parquet files (repeatable)."),
     tokenizer: Path = typer.Option(..., "--tokenizer", help="A Hugging Face tokenizer folder with tokenizer.json (e.g. from `cpt tokenizer extend`)."),
     output: Path = typer.Option(..., "--output", help="Folder for train/ and eval/ shards, meta.json and stage.json."),
     shuffle: bool = typer.Option(True, "--shuffle/--no-shuffle", help="Shuffle documents within each shard (seeded)."),
@@ -40,9 +40,9 @@ def pack(
     except ValidationError as exc:
         raise format_validation_error(exc, "cpt corpus pack") from None
     meta = pack_corpus(corpus, tokenizer, output, config, seed=seed)
-    rows = []
+    rows, reasons = [], []
     for split, counts in meta["splits"].items():
-        removed = counts.get("removed", {})
+        removed, dropped = counts.get("removed", {}), counts.get("dropped", {})
         rows.append(
             {
                 "split": split,
@@ -51,7 +51,14 @@ def pack(
                 "tokens": counts["tokens"],
                 "bytes": counts["bytes"],
                 "tokens/byte": counts["tokens"] / counts["bytes"] if counts["bytes"] else 0.0,
-                "removed (eval copies)": sum(v for k, v in removed.items() if k != "eval_heldout"),
+                "eval copies": sum(v for k, v in removed.items() if k != "eval_heldout"),
+                "bad records": sum(dropped.values()),
             }
         )
+        for kind, why in (("dropped", "bad record"), ("removed", "eval split"), ("repaired", "repaired, packed")):
+            reasons += [{"split": split, "reason": r, "kind": why, "records": n} for r, n in counts.get(kind, {}).items()]
     ui.summary_table(f"packed {output} ({meta['dtype']}, vocab {meta['vocab_size']:,}, eos {meta['eos_id']})", rows)
+    ui.summary_table("records dropped, held out or repaired, by reason", reasons)
+    bad = sum(r["records"] for r in reasons if r["kind"] == "bad record")
+    if bad:
+        ui.warn(f"{bad:,} input records were not documents (empty or missing text, malformed); counted by reason in {output}/meta.json")

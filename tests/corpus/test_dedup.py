@@ -17,6 +17,7 @@ import random
 import unicodedata
 from pathlib import Path
 
+import numpy as np
 import pytest
 from datatrove.data import Document
 from datatrove.executor import LocalPipelineExecutor
@@ -32,9 +33,13 @@ from cpt.corpus.dedup import (
     DedupFilter,
     DedupSignatures,
     SignatureFileError,
+    Signer,
     deduplicate,
     find_duplicates,
     lsh_candidate_probability,
+    read_signatures,
+    sketch_jaccard,
+    write_signatures,
 )
 
 KONLPY = Path(next(iter(importlib.util.find_spec("konlpy").submodule_search_locations))) / "data/corpus"
@@ -311,6 +316,32 @@ def test_signature_files_are_reproducible(tmp_path):
         assert [d.id for d in DedupSignatures(tmp_path / name).run(iter(docs), 0, 1)] == [d.id for d in docs]
     assert (tmp_path / "a/00000.sig").read_bytes() == (tmp_path / "b/00000.sig").read_bytes()
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["00000.sig"]  # no leftover part files
+
+
+def test_signer_parts_and_signature_files_for_other_callers(tmp_path):
+    """The public pieces (exact hash, signature, sketch; write/read of a .sig) are exactly what the steps store."""
+    config = DedupConfig(verify_shingles=512)
+    signer = Signer(config)
+    texts = ["", "abc", "가나다라마바", CONSTITUTION[:5000], TOPICS[0]]
+    records = [signer.sign(t) for t in texts]
+    for text, record in zip(texts, records, strict=True):
+        norm = dedup_module.normalize(text)
+        hashes = signer.shingle_hashes(norm)
+        assert signer.exact_hash(norm) == record.exact
+        assert np.array_equal(signer.signature(hashes), record.signature)
+        distinct, shift, sketch = signer.sketch(hashes)
+        assert (distinct, shift) == (record.shingles, record.shift) and np.array_equal(sketch, record.sketch)
+    assert records[3].shift > 0  # a long text's sketch is a sample, and still the same one
+    path = write_signatures(tmp_path / "ix", ((r, f"k{i}") for i, r in enumerate(records)), config)
+    part = read_signatures(path, config)
+    assert [part.doc_id(i) for i in range(part.size)] == [f"k{i}" for i in range(len(texts))]
+    assert all(np.array_equal(part.doc_sketch(i), r.sketch) for i, r in enumerate(records))
+    copy = word_edit(TOPICS[0], 0.03, random.Random(2), TOPICS[1].split())
+    mine = signer.sketch(signer.shingle_hashes(dedup_module.normalize(copy)))
+    estimate = sketch_jaccard(mine[2], mine[1], part.doc_sketch(4), int(part.shift[4]))
+    assert estimate == pytest.approx(true_jaccard(copy, TOPICS[0]), abs=0.02)
+    with pytest.raises(SignatureFileError, match="made with"):
+        read_signatures(path, DedupConfig())  # other settings: refused by name
 
 
 def test_filter_refuses_a_different_stream(tmp_path):

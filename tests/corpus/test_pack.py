@@ -26,13 +26,15 @@ import typer
 from typer.testing import CliRunner
 
 from cpt.commands.pack import pack as pack_command
+from cpt.corpus.dedup import Signer, read_signatures
+from cpt.corpus.dedup import normalize as normalize_for_hash
 from cpt.corpus.pack import (
+    INDEX,
+    EvalIndex,
     PackConfig,
-    minhash,
-    normalize_for_hash,
+    decontamination_config,
     pack_corpus,
     selection_key,
-    shingle_hashes,
 )
 from cpt.errors import UserError
 from cpt.paths import package_root
@@ -255,16 +257,49 @@ def test_a_killed_pack_resumes_to_the_same_shards(assets, packed, tmp_path):
     assert json.loads((target / "meta.json").read_text())["splits"] == json.loads((out / "meta.json").read_text())["splits"]
 
 
-def test_minhash_estimates_jaccard():
-    base = " ".join(f"word{i % 97} token{i % 13}" for i in range(800))
-    rng = np.random.default_rng(0)
-    near = near_copy(base, rng)
-    other = " ".join(f"item{i % 89} thing{i % 7}" for i in range(800))
-    sig = minhash(shingle_hashes(base))
-    est_near = float(np.mean(sig == minhash(shingle_hashes(near))))
-    assert abs(est_near - jaccard(normalize_for_hash(base), normalize_for_hash(near))) < 0.12
-    assert float(np.mean(sig == minhash(shingle_hashes(other)))) < 0.1
-    assert np.array_equal(sig, minhash(shingle_hashes(base.upper())))  # case does not make a new document
+def test_decontamination_is_dedups_signer_and_verifier(packed):
+    """The held-out index is dedup's signature file, holding exactly what dedup's signer makes."""
+    out, _ = packed
+    with gzip.open(out / "eval" / "docs.jsonl.gz", "rt", encoding="utf-8") as f:
+        heldout = [json.loads(line) for line in f]
+    config = decontamination_config(CFG)
+    part = read_signatures(out / "eval" / INDEX / "00000.sig", config)  # refuses a file made with other settings
+    signer = Signer(config)
+    assert part.size == len(heldout)
+    for i, d in enumerate(heldout):
+        record = signer.sign(d["text"])
+        assert tuple(int(x) for x in part.exact[i]) == record.exact
+        assert np.array_equal(part.signature[i], record.signature)
+        assert np.array_equal(part.doc_sketch(i), record.sketch)
+        assert part.doc_id(i) == f"{d['metadata']['file']}#{d['id']}"
+
+
+def test_near_copies_removed_by_verified_jaccard(assets, tmp_path):
+    """Copies at every edit level: dropped exactly when their true char 5-gram Jaccard reaches the threshold."""
+    from datatrove.data import Document
+
+    rng = np.random.default_rng(3)
+    bases = [d for d in assets["docs"] if d["id"].startswith("pydoc/") and 2000 < len(d["text"]) < 8000][:12]
+    config = decontamination_config(CFG)
+    EvalIndex.write([Document(text=d["text"], id=d["id"], metadata={"file": "a"}) for d in bases], tmp_path / "ix", config)
+    index = EvalIndex.load(tmp_path / "ix" / "00000.sig", config)
+    seen = set()
+    for d in bases:
+        assert index.check(Document(text=d["text"], id=d["id"], metadata={"file": "a"})) == "eval_heldout"
+        assert index.check(Document(text=d["text"].upper(), id="other", metadata={"file": "b"})) == "eval_exact"
+        words = d["text"].split(" ")
+        for rate in (0.02, 0.05, 0.08, 0.12, 0.2, 0.4):
+            copy = words.copy()
+            for i in rng.choice(len(copy), size=max(1, int(len(copy) * rate)), replace=False):
+                copy[i] = "xyzzy"
+            text = " ".join(copy)
+            truth = jaccard(normalize_for_hash(text), normalize_for_hash(d["text"]))
+            if abs(truth - config.threshold) < 0.01:
+                continue  # the sketch of a long document is a sample: keep clear of the boundary
+            got = index.check(Document(text=text, id="copy", metadata={"file": "b"}))
+            assert got == ("eval_near_duplicate" if truth >= config.threshold else None), (d["id"], rate, truth)
+            seen.add(got)
+    assert seen == {"eval_near_duplicate", None}  # both sides of the threshold were exercised
 
 
 def test_cli_and_user_mistakes(assets, tmp_path):
@@ -291,3 +326,122 @@ def test_cli_and_user_mistakes(assets, tmp_path):
         pack_corpus(tmp_path / "empty", assets["tokenizer"], tmp_path / "p")
     with pytest.raises(UserError, match="has only"):
         pack_corpus(assets["corpus"], assets["tokenizer"], tmp_path / "p", PackConfig(eval_docs=100_000))
+
+
+# ----------------------------------------------------------------------------- input formats and bad records
+
+
+def write_parquet(path: Path, docs: list[dict]) -> None:
+    """The schema `cpt corpus build --format parquet` writes: text, id, metadata as one JSON column."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = {"text": [d["text"] for d in docs], "id": [d["id"] for d in docs], "metadata": [json.dumps(d.get("metadata", {})) for d in docs]}
+    pq.write_table(pa.table(rows), path, row_group_size=7)  # several row groups: read in batches
+
+
+def packed_stream(out: Path) -> tuple[list[list[int]], list[list[int]], list[str]]:
+    with gzip.open(out / "eval" / "docs.jsonl.gz", "rt", encoding="utf-8") as f:
+        eval_texts = [json.loads(line)["text"] for line in f]
+    return shard_docs(out / "train"), shard_docs(out / "eval"), eval_texts
+
+
+def test_parquet_corpus_packs_like_jsonl(assets, tmp_path):
+    """The same documents as parquet (a folder, or a file named directly) give the same token stream as jsonl."""
+    docs = [d for d in assets["docs"] if not d["id"].startswith("pydoc/")][:60]
+    cfg = PackConfig(eval_docs=6, tasks=2, workers=1)
+    for k in range(2):
+        write_jsonl_gz(tmp_path / "j" / f"{k:05d}.jsonl.gz", docs[k::2])
+        write_parquet(tmp_path / "p" / f"{k:05d}.parquet", docs[k::2])
+    jsonl = pack_corpus(tmp_path / "j", assets["tokenizer"], tmp_path / "oj", cfg, seed=5)
+    parquet = pack_corpus(tmp_path / "p", assets["tokenizer"], tmp_path / "op", cfg, seed=5)
+    assert packed_stream(tmp_path / "op") == packed_stream(tmp_path / "oj")
+    for split in ("train", "eval"):
+        for f in sorted((tmp_path / "oj" / split).glob("*.ds")):
+            assert (tmp_path / "op" / split / f.name).read_bytes() == f.read_bytes()
+    assert parquet["splits"] == jsonl["splits"] and parquet["splits"]["train"]["docs"] > 0
+    # one parquet file named directly reads like the same jsonl file named directly
+    one_p = pack_corpus([tmp_path / "p" / "00000.parquet"], assets["tokenizer"], tmp_path / "o1p", PackConfig(tasks=1), seed=5)
+    one_j = pack_corpus([tmp_path / "j" / "00000.jsonl.gz"], assets["tokenizer"], tmp_path / "o1j", PackConfig(tasks=1), seed=5)
+    assert shard_docs(tmp_path / "o1p" / "train") == shard_docs(tmp_path / "o1j" / "train")
+    assert one_p["splits"]["train"]["docs"] == len(docs[0::2]) == one_j["splits"]["train"]["docs"]
+    (tmp_path / "notes.txt").write_text("not a corpus file")
+    with pytest.raises(UserError, match="not a corpus file"):
+        pack_corpus([tmp_path / "notes.txt"], assets["tokenizer"], tmp_path / "bad")
+
+
+@pytest.mark.slow
+def test_build_parquet_output_packs_like_its_jsonl_output(assets, tmp_path):
+    """`cpt corpus build --format parquet` then pack: the same tokens as the jsonl.gz build of the same input."""
+    from cpt.corpus.build import build_corpus
+    from cpt.corpus.config import CorpusConfig
+
+    docs = [d for d in assets["docs"] if d["id"].startswith("kobill/") or d["id"].startswith("pydoc/")][:50]
+    write_jsonl_gz(tmp_path / "in" / "docs.jsonl.gz", docs)
+    outs = {}
+    for fmt in ("jsonl", "parquet"):
+        build_corpus([tmp_path / "in"], tmp_path / f"build-{fmt}", CorpusConfig(languages=["ko", "en"], tasks=2, workers=1, format=fmt), seed=3)
+        outs[fmt] = pack_corpus(tmp_path / f"build-{fmt}", assets["tokenizer"], tmp_path / f"pack-{fmt}", PackConfig(eval_docs=4, tasks=2, workers=1), seed=5)
+    assert any((tmp_path / "build-parquet").rglob("*.parquet"))
+    assert packed_stream(tmp_path / "pack-parquet") == packed_stream(tmp_path / "pack-jsonl")
+    assert outs["parquet"]["splits"] == outs["jsonl"]["splits"] and outs["jsonl"]["splits"]["train"]["docs"] > 10
+
+
+def test_bad_records_are_counted_by_reason_never_dropped_silently(assets, tmp_path):
+    good = [d for d in assets["docs"] if d["id"].startswith("kobill/")][:8]
+    lines = [json.dumps(d, ensure_ascii=False) for d in good[:4]]
+    lines += [
+        json.dumps({"text": "", "id": "empty"}),
+        json.dumps({"text": "  \n\t ", "id": "blank"}),
+        json.dumps({"id": "no-text", "metadata": {}}),
+        json.dumps({"text": None, "id": "null-text"}),
+        json.dumps({"text": 42, "id": "number"}),
+        '{"text": "cut off',
+        json.dumps(["not", "an", "object"]),
+    ]
+    lines += [json.dumps(d, ensure_ascii=False) for d in good[4:]]
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    with gzip.open(corpus / "a.jsonl.gz", "wt", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    write_parquet(corpus / "b.parquet", [{"text": "", "id": "pq-empty"}, {"text": good[0]["text"] + " (parquet)", "id": "pq-ok"}])
+
+    from cpt import ui
+
+    app = typer.Typer()
+    app.command()(pack_command)
+    quiet = ui.is_quiet()
+    ui.set_quiet(False)  # the summary tables are what this test reads
+    try:
+        result = CliRunner().invoke(app, ["--corpus", str(corpus), "--tokenizer", str(assets["tokenizer"]), "--output", str(tmp_path / "o"), "--eval-docs", "2", "--tasks", "2"])
+    finally:
+        ui.set_quiet(quiet)
+    assert result.exit_code == 0, result.output
+    meta = json.loads((tmp_path / "o" / "meta.json").read_text())
+    train = meta["splits"]["train"]
+    expected = {"empty_text": 3, "missing_text_field": 1, "text_not_string": 2, "malformed_json": 1, "not_an_object": 1}
+    assert train["dropped"] == expected
+    assert train["docs"] + sum(train["removed"].values()) + sum(train["dropped"].values()) == len(lines) + 2  # every record accounted for
+    assert train["docs"] == len(good) + 1 - sum(train["removed"].values()) and train["removed"]["eval_heldout"] == 2
+    stage = json.loads((tmp_path / "o" / "stage.json").read_text())
+    assert {k: v for k, v in stage["counts"].items() if k.startswith("dropped_")} == {f"dropped_{k}": v for k, v in expected.items()}
+    for reason in expected:
+        assert reason in result.output  # the summary table lists every reason
+    assert "bad record" in result.output and "records dropped" in result.output
+
+
+def test_malformed_fault_variable_fails_before_any_work(assets, tmp_path, monkeypatch):
+    monkeypatch.setenv("CPT_FAULT", "pack-kill-in-task:two")
+    with pytest.raises(UserError, match="CPT_FAULT='pack-kill-in-task:two'"):
+        pack_corpus(assets["corpus"], assets["tokenizer"], tmp_path / "o", PackConfig(eval_docs=3))
+    assert not (tmp_path / "o").exists()
+    monkeypatch.setenv("CPT_FAULT", "kill-at-step:12")  # another stage's fault: valid, not acted on here
+    meta = pack_corpus(assets["corpus"], assets["tokenizer"], tmp_path / "o", PackConfig(tasks=1))
+    assert meta["splits"]["train"]["docs"] > 0
+
+
+def test_signature_length_must_fill_lsh_bands():
+    with pytest.raises(ValueError, match="multiple of 4"):
+        PackConfig(num_perm=130)
+    assert decontamination_config(PackConfig(num_perm=64)).bands == 16
