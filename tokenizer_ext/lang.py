@@ -1,14 +1,20 @@
 """Which characters belong to a target language, judged by script.
 
 Extension must only add pieces that can never fire on other text. Script is the one
-test that is exact: a piece made only of Hangul (plus the word-start marker) can only
-match where the text has Hangul, so English and code keep their ids bit for bit. A
+test that is exact: a piece that holds at least one Hangul character can only match
+where the text has Hangul, so English and code keep their ids bit for bit. A
 language model detector would be probabilistic; the script table is not.
+
+Such a piece may also carry the punctuation, symbols and digits that stick to target
+words (`다.`, `▁(예`, `3월`): they are a large part of the tokens left in Korean text
+once every Hangul run is one token, and the Hangul inside the piece still anchors it.
+Letters of other scripts are left out, so `Linux를` never becomes one piece.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import cache
 
 from cpt.errors import UserError
@@ -58,6 +64,24 @@ def is_target_char(ch: str, lang: str) -> bool:
 def is_target_string(text: str, lang: str) -> bool:
     """True when every character is in the target script (and there is at least one)."""
     return bool(text) and run_pattern(lang).fullmatch(text) is not None
+
+
+WORD_START = "\u2581"  # SentencePiece's word-start marker; never inside an added piece
+
+
+def is_attachable_char(ch: str) -> bool:
+    """Punctuation, symbols and digits: characters that may share a piece with target letters."""
+    if ch == WORD_START or ch.isspace():
+        return False
+    return unicodedata.category(ch)[0] in "PSN"
+
+
+def is_anchored_string(text: str, lang: str) -> bool:
+    """True when `text` holds at least one target character and otherwise only
+    punctuation, symbols and digits (no letters of other scripts, no spaces)."""
+    if not text or run_pattern(lang).search(text) is None:
+        return False
+    return all(is_target_char(ch, lang) or is_attachable_char(ch) for ch in text)
 
 
 def target_share(text: str, lang: str) -> float:

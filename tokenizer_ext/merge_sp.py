@@ -1,9 +1,11 @@
 """Append target-script pieces to a SentencePiece model proto (the Chinese-LLaMA approach, made safe).
 
 Three rules keep every base id and every non-target tokenization as it was:
-1. Only pieces made of target-script characters, optionally after the word-start
-   marker `▁`, are added. An ASCII piece trained on Korean pages (`▁(`, `▁the`) would
-   outrank base merges and change English ids.
+1. Only pieces holding at least one target-script character, otherwise punctuation,
+   symbols or digits, optionally after the word-start marker `▁`, are added (`▁사용`,
+   `니다.`, `▁(예`). Such a piece only matches where the text has the target script.
+   An ASCII piece trained on Korean pages (`▁(`, `▁the`) would outrank base merges
+   and change English ids.
 2. New pieces score below every ranked base piece, in the order they were learned
    (consecutive integers, exact in float32). Both SentencePiece (by score) and
    transformers' conversion (by id) then apply every base merge first, and the new
@@ -18,10 +20,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cpt.tokenizer_ext.lang import is_target_string
+from cpt.tokenizer_ext.lang import WORD_START, is_anchored_string, is_target_string
 from cpt.tokenizer_ext.load import load_proto
 
-SPACE = "▁"
+SPACE = WORD_START
 NORMAL = 1
 SENTINEL = -1e8  # scores at or below this are "merge last" markers, not ranks
 
@@ -35,6 +37,14 @@ class SpMerge:
 
 
 def target_piece(piece: str, lang: str) -> bool:
+    """A piece that may be added: target characters (with attached punctuation, symbols
+    or digits) after an optional `▁`."""
+    body = piece[1:] if piece.startswith(SPACE) else piece
+    return is_anchored_string(body, lang)
+
+
+def script_only_piece(piece: str, lang: str) -> bool:
+    """The stricter rule: target-script characters only, after an optional `▁`."""
     body = piece[1:] if piece.startswith(SPACE) else piece
     return is_target_string(body, lang)
 

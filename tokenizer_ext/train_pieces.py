@@ -1,10 +1,11 @@
 """Train candidate pieces on target-language text.
 
 Two learners, one per family, because the two families reach a piece differently:
-- SentencePiece bases: the SentencePiece trainer (BPE or unigram) on the target words.
-  Non-target runs inside words are masked to one placeholder letter, so the trainer sees
-  where a target run starts mid-word (`Linux를` gives `를`, not `▁를`) but never learns a
-  piece that crosses into other scripts.
+- SentencePiece bases: BPE continued from the base's own segmentation of the target
+  words (or the SentencePiece unigram trainer on them). Letters of other scripts inside
+  words are masked to one placeholder letter, so the trainer sees where a target run
+  starts mid-word (`Linux를` gives `를`, not `▁를`) but never learns a piece that
+  crosses into other scripts; punctuation and digits stay, as pieces may carry them.
 - byte-level BPE bases: BPE training *continued* from the base's own segmentation. A
   byte-level model applies its merges by rank; appended merges rank after every base
   merge, so they act on exactly the tokens the base leaves behind. Learning from that
@@ -16,22 +17,21 @@ from __future__ import annotations
 
 import heapq
 import io
-import re
 import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from cpt.errors import UserError
-from cpt.tokenizer_ext.lang import is_target_bytes, run_pattern
+from cpt.tokenizer_ext.lang import is_attachable_char, is_target_bytes, is_target_char, run_pattern
 
-PLACEHOLDER = "x"  # stands for any run of other-script characters next to a target run
+PLACEHOLDER = "x"  # stands for any run of other-script letters next to a target run
 
 
 def target_words(
     texts: Iterable[str], lang: str, on_target: Callable[[str], None] | None = None, raw: Counter[str] | None = None
 ) -> tuple[Counter[str], dict[str, int]]:
-    """Whitespace words that contain the target script, with other-script runs masked.
+    """Whitespace words that contain the target script, with other-script letters masked.
 
     Returns the word counts and the size of the text read (documents, characters,
     target characters), which `extension.json` reports as the training corpus size.
@@ -50,8 +50,7 @@ def target_words(
             if not runs:
                 continue
             hits += sum(len(r) for r in runs)
-            masked = re.sub(f"(?:(?!{pattern.pattern}).)+", PLACEHOLDER, word)
-            words[masked] += 1
+            words[_mask_other_letters(word, lang)] += 1
             if raw is not None:
                 raw[word] += 1
         if hits:
@@ -60,6 +59,17 @@ def target_words(
                 on_target(text)
         stats["target_chars"] += hits
     return words, stats
+
+
+def _mask_other_letters(word: str, lang: str) -> str:
+    """Each run of characters that may not share a piece with target text, as one placeholder."""
+    out: list[str] = []
+    for ch in word:
+        if is_target_char(ch, lang) or is_attachable_char(ch):
+            out.append(ch)
+        elif not out or out[-1] != PLACEHOLDER:
+            out.append(PLACEHOLDER)
+    return "".join(out)
 
 
 def train_sentencepiece(words: Counter[str], vocab_size: int, algorithm: str, min_frequency: int, seed: int = 0) -> list[str]:

@@ -7,8 +7,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cpt.errors import UserError
-from cpt.tokenizer_ext.lang import check_lang, is_target_bytes, is_target_char, target_share
-from cpt.tokenizer_ext.merge_sp import plan_pieces, target_piece
+from cpt.tokenizer_ext.lang import (
+    check_lang,
+    is_anchored_string,
+    is_target_bytes,
+    is_target_char,
+    target_share,
+)
+from cpt.tokenizer_ext.merge_sp import plan_pieces, script_only_piece, target_piece
 from cpt.tokenizer_ext.train_pieces import bytes_to_unicode, mergeable, target_words
 
 B2U = bytes_to_unicode()
@@ -49,7 +55,11 @@ def test_no_merge_of_non_korean_text(left, right):
 
 def test_target_pieces_and_closure():
     assert target_piece("▁한국", "ko") and target_piece("국어", "ko")
-    assert not target_piece("▁", "ko") and not target_piece("▁the", "ko") and not target_piece("다.", "ko")
+    # punctuation, symbols and digits may ride along with Hangul
+    assert target_piece("다.", "ko") and target_piece("▁(예", "ko") and target_piece("3월", "ko") and target_piece("▁“한국”", "ko")
+    assert not target_piece("▁", "ko") and not target_piece("▁the", "ko") and not target_piece("▁(.", "ko") and not target_piece("12", "ko")
+    assert not target_piece("x를", "ko") and not target_piece("다▁", "ko") and not target_piece("다 나", "ko") and not target_piece("▁▁다", "ko")
+    assert script_only_piece("▁한국", "ko") and not script_only_piece("다.", "ko")
     added, _, other = plan_pieces(["▁대한민국", "▁the", "민국"], {"▁", "대"}, "ko", 100)
     assert other == 1 and len(set(added)) == len(added)
     vocab = {"▁", "대"} | set(added)
@@ -59,10 +69,17 @@ def test_target_pieces_and_closure():
     assert limited == ["한"]  # the long piece needs more than the budget; the next one fits
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=NOT_KOREAN, max_size=8))
+def test_no_piece_without_korean(text):
+    """A piece may be added only if it holds Korean: text without Korean can never match it."""
+    assert not is_anchored_string(text, "ko") and not target_piece(text, "ko") and not target_piece("▁" + text, "ko")
+
+
 def test_target_words_masks_other_scripts():
-    words, stats = target_words(["Linux를 설치한다. English only.", "no korean"], "ko")
-    assert words == {"x를": 1, "설치한다x": 1}
-    assert stats["target_documents"] == 1 and stats["documents"] == 2 and stats["target_chars"] == 5
+    words, stats = target_words(["Linux를 설치한다. English only. (GNU/Linux용)", "no korean"], "ko")
+    assert words == {"x를": 1, "설치한다.": 1, "(x/x용)": 1}  # letters masked, punctuation kept
+    assert stats["target_documents"] == 1 and stats["documents"] == 2 and stats["target_chars"] == 6
     assert target_share("한국 ab", "ko") == pytest.approx(0.5)
 
 
