@@ -479,7 +479,6 @@ def build_corpus(inputs: list[str | Path], output: str | Path, config: CorpusCon
     Called by `cpt corpus build` and, once per recipe source, by `cpt run`. Inputs are
     checked before any work starts (missing or unreadable: one-line `UserError`).
     """
-    from cpt.seed import seed_everything
     from cpt.stage import is_up_to_date
 
     started = time.time()
@@ -498,7 +497,7 @@ def build_corpus(inputs: list[str | Path], output: str | Path, config: CorpusCon
         ui.info(f"{output}: up to date (stage.json matches these settings and inputs); nothing to do")
         return Report.load(output / "report.json")
 
-    seed_everything(seed)
+    _seed(seed, config)
     if os.environ.get("CPT_DATATROVE_LOGS", "") in ("", "0"):
         os.environ[QUIET_ENV] = "1"
         quiet_datatrove_console()
@@ -533,6 +532,28 @@ def build_corpus(inputs: list[str | Path], output: str | Path, config: CorpusCon
             raise RuntimeError(f"stage {name}: tasks {incomplete} did not complete; see {work / 'logs' / name}/logs")
         _record_stage_wall(work, name, time.time() - t0)
     return finalize(output, inputs, plain_config, seed, started)
+
+
+def _seed(seed: int, config: CorpusConfig) -> None:
+    """Seed every generator the build draws from; torch only when it is loaded or a model step will run.
+
+    Importing torch just to seed it costs seconds of serial start-up before any worker starts,
+    and no corpus step but the perplexity scorer uses it.
+    """
+    from cpt.seed import seed_everything
+
+    if "torch" in sys.modules or _enabled("perplexity", config):
+        seed_everything(seed)
+        return
+    import random
+
+    import numpy as np
+    from langdetect import DetectorFactory
+
+    random.seed(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    np.random.seed(seed % 2**32)
+    DetectorFactory.seed = seed
 
 
 def _file_states(units) -> list[list]:

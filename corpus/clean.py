@@ -16,10 +16,13 @@ depend on, so a `\\s+ -> ' '` rewrite is never done here.
 
 from __future__ import annotations
 
+import hashlib
 import html
+import inspect
 import re
 import unicodedata
 from functools import lru_cache
+from html import parser as _html_parser
 from html.parser import HTMLParser
 
 from datatrove.data import DocumentsPipeline
@@ -59,6 +62,59 @@ def looks_like_html(text: str) -> bool:
     return len(_HTML_TAG.findall(head, 0, 100_000)) >= 3
 
 
+_LAYOUT_SPACE = re.compile(r"[ \t\r\n\f]+")
+_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
+_RAW_BLOCK = re.compile(r"<(script|style|noscript)\b.*?</\1\s*>", re.I | re.S)
+_ANY_TAG = re.compile(r"<[^>]{0,2000}>")
+_ENTITY = re.compile(r"&(?:[a-z]{2,8}|#\d{2,6}|#x[0-9a-f]{2,5});", re.I)
+
+# `HTMLParser.parse_starttag` as shipped with CPython 3.11: it parses, lower-cases and
+# unescapes every attribute, and the extractor never looks at attributes. `_fast_parse_starttag`
+# is the same function without that work; it is used only when the running interpreter's
+# parse_starttag is this exact source (other versions changed the tokenizer), so the text
+# extracted never depends on which one runs.
+_PARSE_STARTTAG_SHA1 = "7adcbc45a12a180324f5960d3b5191730bc81c11"
+
+
+def _stdlib_parse_starttag_is_known() -> bool:
+    try:
+        source = inspect.getsource(HTMLParser.parse_starttag)
+    except (OSError, TypeError):
+        return False
+    return hashlib.sha1(source.encode("utf-8")).hexdigest() == _PARSE_STARTTAG_SHA1
+
+
+def _fast_parse_starttag(self: HTMLParser, i: int) -> int:
+    """`HTMLParser.parse_starttag` (CPython 3.11) minus the attribute values nobody reads."""
+    self._HTMLParser__starttag_text = None
+    endpos = self.check_for_whole_start_tag(i)
+    if endpos < 0:
+        return endpos
+    rawdata = self.rawdata
+    self._HTMLParser__starttag_text = rawdata[i:endpos]
+    match = _html_parser.tagfind_tolerant.match(rawdata, i + 1)
+    assert match, "unexpected call to parse_starttag()"
+    k = match.end()
+    self.lasttag = tag = match.group(1).lower()
+    attrfind = _html_parser.attrfind_tolerant.match
+    while k < endpos:
+        m = attrfind(rawdata, k)
+        if not m:
+            break
+        k = m.end()
+    end = rawdata[k:endpos].strip()
+    if end not in (">", "/>"):
+        self.handle_data(rawdata[i:endpos])
+        return endpos
+    if end.endswith("/>"):
+        self.handle_startendtag(tag, ())
+    else:
+        self.handle_starttag(tag, ())
+        if tag in self.CDATA_CONTENT_ELEMENTS:
+            self.set_cdata_mode(tag)
+    return endpos
+
+
 class _TextExtractor(HTMLParser):
     """Collects visible text, turning block structure into blank lines and line breaks."""
 
@@ -68,6 +124,16 @@ class _TextExtractor(HTMLParser):
         self.skip_stack: list[str] = []  # open <script>/<style>/<head>/...: their text is dropped
         self.in_title = False
         self.pre_depth = 0
+        # whether the text so far ends a line (or a table cell): the last non-empty part ends in \n or \t
+        self.line_start = True
+
+    def updatepos(self, i: int, j: int) -> int:
+        # HTMLParser counts lines and columns on every token for getpos(); nothing here reads them
+        return j
+
+    def _emit(self, part: str) -> None:
+        self.parts.append(part)
+        self.line_start = part[-1] in "\n\t"
 
     def handle_starttag(self, tag: str, attrs) -> None:  # noqa: ANN001 - HTMLParser signature
         if tag == "body" and "head" in self.skip_stack:
@@ -91,7 +157,7 @@ class _TextExtractor(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag == "title":
             self.in_title = False
-            self.parts.append("\n\n")
+            self._emit("\n\n")
             return
         if self.skip_stack:
             if tag in self.skip_stack:
@@ -107,42 +173,42 @@ class _TextExtractor(HTMLParser):
         if self.skip_stack and not self.in_title:
             return
         if self.pre_depth:
-            self.parts.append(data)
+            if data:
+                self._emit(data)
             return
         # outside <pre>, source line breaks and indentation are layout, not structure
-        data = re.sub(r"[ \t\r\n\f]+", " ", data)
-        if self._at_line_start():
+        data = _LAYOUT_SPACE.sub(" ", data)
+        if self.line_start:
             data = data.lstrip(" ")
         if data:
-            self.parts.append(data)
-
-    def _at_line_start(self) -> bool:
-        for part in reversed(self.parts):
-            if part:
-                return part.endswith(("\n", "\t"))
-        return True
+            self._emit(data)
 
     def _break(self, tag: str, start: bool = True) -> None:
         if tag in _PARA_TAGS:
-            self.parts.append("\n\n")
+            self._emit("\n\n")
         elif tag in _LINE_TAGS and start:
-            self.parts.append("\n")
-        elif tag in _CELL_TAGS and start and not self._at_line_start():
-            self.parts.append("\t")
+            self._emit("\n")
+        elif tag in _CELL_TAGS and start and not self.line_start:
+            self._emit("\t")
+
+
+if _stdlib_parse_starttag_is_known():
+    _TextExtractor.parse_starttag = _fast_parse_starttag
 
 
 def html_to_text(markup: str) -> str:
     """Visible text of an HTML document: scripts/styles dropped, entities unescaped, blocks kept as breaks."""
     # an unclosed comment hides the rest of the page in a browser; HTMLParser would emit it
-    markup = re.sub(r"<!--.*?(?:-->|\Z)", " ", markup, flags=re.S)
+    if "<!--" in markup:
+        markup = _COMMENT.sub(" ", markup)
     parser = _TextExtractor()
     try:
         parser.feed(markup)
         parser.close()
     except (AssertionError, ValueError):
         # HTMLParser gives up on some broken declarations; fall back to tag stripping
-        stripped = re.sub(r"<(script|style|noscript)\b.*?</\1\s*>", " ", markup, flags=re.I | re.S)
-        return html.unescape(re.sub(r"<[^>]{0,2000}>", " ", stripped))
+        stripped = _RAW_BLOCK.sub(" ", markup)
+        return html.unescape(_ANY_TAG.sub(" ", stripped))
     return "".join(parser.parts)
 
 
@@ -189,9 +255,26 @@ def _common_hangul() -> frozenset[str]:
     return frozenset(out)
 
 
+# Every `_SUSPECT` alternative but the last needs one of these characters; the last needs CJK or
+# Hangul between Latin letters. Searching for them first settles most clean text at C speed:
+# the full alternation tries a branch at every Latin letter.
+_SUSPECT_CHARS = re.compile(r"[\u00a1-\u00fe\ufffd\u0e00-\u0e7f\u4e00-\u9fff\uf900-\ufaff]")
+_SUSPECT_LATIN_HANGUL = re.compile(r"[A-Za-z][\uac00-\ud7a3]{1,2}[A-Za-z]")
+
+
+def looks_mojibaked(text: str) -> bool:
+    """Whether `text` has any trace `_SUSPECT` looks for; the same answer as `_SUSPECT.search`, sooner."""
+    if text.isascii():
+        return False
+    if _SUSPECT_CHARS.search(text):
+        return _SUSPECT.search(text) is not None
+    # only the last alternative can match: one or two Hangul syllables inside a Latin word
+    return _SUSPECT_LATIN_HANGUL.search(text) is not None
+
+
 def mojibake_count(text: str) -> int:
     """How many traces of a wrong decode a text carries (0 for clean text)."""
-    if not _SUSPECT.search(text):
+    if not looks_mojibaked(text):
         return 0
     from ftfy import badness
 
@@ -338,6 +421,7 @@ _SPACE_LIKE = re.compile(r"[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
 _ZERO_WIDTH = re.compile(r"[\u200b\u2060\ufeff\u00ad]")  # invisible; ZWJ/ZWNJ are kept (emoji, Indic)
 _EARLY_LINE_SEPS = re.compile(r"\r\n|\r|[\u2028\u2029\x0b\x0c]")
 _LINE_SEPS = re.compile(r"\r\n|\r|[\u2028\u2029\u0085\x0b\x0c]")
+_NON_ASCII_LINE_SEP = re.compile(r"[\u2028\u2029\u0085]")
 _INNER_SPACES = re.compile(r"(?<=\S)[ ]{2,}")
 _TRAILING = re.compile(r"[ \t]+$", re.M)
 _BLANK_RUNS = re.compile(r"\n(?:[ \t]*\n){2,}")
@@ -361,13 +445,20 @@ def normalize_whitespace(text: str, collapse_spaces: bool = True) -> str:
     Runs of spaces inside a line become one space (when `collapse_spaces`); leading
     indentation is left alone because code and verse depend on it.
     """
-    text = _LINE_SEPS.sub("\n", text)
-    text = _SPACE_LIKE.sub(" ", text)
-    text = _ZERO_WIDTH.sub("", text)
-    if collapse_spaces:
+    # Each rewrite runs only when a substring test (far faster than a regex scan) shows it can match.
+    ascii_only = text.isascii()
+    if "\r" in text or "\x0b" in text or "\x0c" in text or (not ascii_only and _NON_ASCII_LINE_SEP.search(text)):
+        text = _LINE_SEPS.sub("\n", text)
+    if not ascii_only:
+        text = _SPACE_LIKE.sub(" ", text)
+        text = _ZERO_WIDTH.sub("", text)
+    if collapse_spaces and "  " in text:
         text = _INNER_SPACES.sub(" ", text)
-    text = _TRAILING.sub("", text)
-    text = _BLANK_RUNS.sub("\n\n", text)
+    if " \n" in text or "\t\n" in text or text.endswith((" ", "\t")):
+        text = _TRAILING.sub("", text)
+    # no line holds only spaces or tabs any more, so a run of blank lines is a run of newlines
+    if "\n\n\n" in text:
+        text = _BLANK_RUNS.sub("\n\n", text)
     return text.strip("\n")
 
 
@@ -395,11 +486,12 @@ def _clean(
     if strip_html and looks_like_html(text):
         text = html_to_text(text)
         was_html = True
-    elif strip_html and "&" in text and re.search(r"&(?:[a-z]{2,8}|#\d{2,6}|#x[0-9a-f]{2,5});", text, re.I):
+    elif strip_html and "&" in text and _ENTITY.search(text):
         # entity-escaped plain text (exported from a CMS): unescape only, no tag parsing
         text = html.unescape(text)
     # line separators first: a lone CR is a line break, not a control character to delete
-    text = _EARLY_LINE_SEPS.sub("\n", text)  # NEL (U+0085) waits: it is also a UTF-8 byte in latin-1 mojibake
+    if "\r" in text or "\x0b" in text or "\x0c" in text or "\u2028" in text or "\u2029" in text:
+        text = _EARLY_LINE_SEPS.sub("\n", text)  # NEL (U+0085) waits: it is also a UTF-8 byte in latin-1 mojibake
     if _HAS_C0.search(text):
         text = _HAS_C0.sub("", text)
     for _ in range(3):

@@ -21,6 +21,7 @@ import bisect
 import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from itertools import accumulate, filterfalse
 
 from datatrove.data import Document
 from datatrove.pipeline.filters.base_filter import BaseFilter
@@ -117,6 +118,13 @@ class LangRules:
     dup_para_frac: float = 0.30
     dup_line_char_frac: float = 0.20
     dup_para_char_frac: float = 0.20
+    # Repetition fractions of a short document rest on a handful of lines or n-grams: a help page
+    # of ten entries whose descriptions share a sentence frame ("... 여부를 지정합니다.") repeats as
+    # much, in share, as a spam page. These pseudo-counts of unrepeated text are added to the
+    # denominators (additive smoothing), so a short document needs proportionally more
+    # repetition to fail, and long documents are judged as before.
+    repetition_prior_chars: int = 0
+    repetition_prior_tokens: int = 0  # the same for the keyword share, in content tokens
     max_symbol_ratio: float = 0.20
     max_digit_ratio: float = 0.35
     min_alpha_words: float = 0.60  # Gopher uses 0.8 on English web text; tables of figures sit far below
@@ -142,6 +150,14 @@ THRESHOLDS: dict[str, LangRules] = {
         bare_endings=_KO_BARE_ENDINGS,
         min_punct_lines=0.062,
         dup_line_frac=0.374,
+        # Korean is verb-final and technical prose keeps to a few formal predicate frames
+        # ("…을 선택합니다", "…할지 여부를 지정합니다", "…할 수 있습니다"), so the last eojeols of
+        # many sentences coincide. In a help page of a few entries those shared frames alone
+        # exceed the n-gram and keyword shares that mark pasted or stuffed text; smoothing with
+        # about one page of unrepeated text lets short pages keep their frames while long
+        # repetitive or stuffed documents still fail.
+        repetition_prior_chars=1000,
+        repetition_prior_tokens=10,
     ),
     "de": replace(_DEFAULT, stop_words=DE_STOP_WORDS, min_stop_ratio=0.05),
     "fr": replace(_DEFAULT, stop_words=FR_STOP_WORDS, min_stop_ratio=0.05),
@@ -157,6 +173,8 @@ THRESHOLDS["th"] = THRESHOLDS["zh"]
 
 
 _NOT_LETTER = re.compile(r"[\W\d_]+")
+_HANGUL_SYLLABLE = re.compile(r"[\uac00-\ud7a3]")
+_PARA_BREAK = re.compile(r"\n\s*\n")
 _HANGUL_ANY = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
 _KANA = re.compile(r"[\u3040-\u30ff]")
 _HAN = re.compile(r"[\u4e00-\u9fff]")
@@ -205,6 +223,9 @@ def rules_for(language: str | None, text: str) -> tuple[str, LangRules]:
 # a sentence end: terminal punctuation after a letter (not a decimal point), then space or end
 _SENTENCE_END = re.compile(r"(?<=[^\W\d_])[.!?…](?=[\"'”’)\]]?(?:\s|$))|[。！？]")
 _NAV_SEP = re.compile(r"(?:^|\s)(?:\||»|›|>|/|·|•|::|-|–)(?=\s|$)")
+# The same separators found from the separator itself (a lookbehind instead of a leading
+# `\s`), which skips the try at every space: its match starts one character later.
+_NAV_SEP_AT = re.compile(r"(?<!\S)(?:\||»|›|>|/|·|•|::|-|–)(?!\S)")
 _BULLET = re.compile(r"^\s*(?:[-*•·▶►▷◆◇■□●○※→]|\d{1,3}[.)])\s")
 # Site furniture, matched as lower-case substrings (one C-speed scan each, much faster than
 # one big case-insensitive alternation) plus footer field labels at the start of a line.
@@ -219,6 +240,10 @@ BOILERPLATE_PHRASES = (
     "사이트맵", "바로가기", "공유하기", "구독", "좋아요", "댓글", "쿠키", "본문으로", "맨 위로", "맨위로",
     "이메일무단수집", "패밀리사이트",
 )
+# Every footer label, lower-cased: a text holding none of them cannot match `_FOOTER_FIELD`
+# (checked on the lower-cased text, plus the few characters that match ASCII letters only
+# under IGNORECASE: dotted İ, long ſ and the Kelvin sign).
+_FOOTER_LABELS = ("상호", "대표", "주소", "사업자", "통신판매업", "호스팅", "전화", "팩스", "이메일", "tel", "fax", "phone", "mail", "address")
 _FOOTER_FIELD = re.compile(
     r"(?:^|\|)\s*(?:상호|대표자?|주소|사업자\s?등록번호|통신판매업\s?신고|호스팅|전화|팩스|이메일|tel|fax|phone|e-?mail|address)\s*[:.]",
     re.I | re.M,
@@ -234,15 +259,13 @@ _EDGE_PUNCT = "".join(chr(c) for c in range(0x21, 0x7F) if not chr(c).isalnum())
 
 def find_duplicates(items: list[str]) -> tuple[int, int]:
     """Number of repeated items and the characters they hold (first occurrences not counted)."""
-    seen: set[str] = set()
-    dup = dup_chars = 0
-    for item in items:
-        if item in seen:
-            dup += 1
-            dup_chars += len(item)
-        else:
-            seen.add(item)
-    return dup, dup_chars
+    distinct = set(items)
+    return len(items) - len(distinct), sum(map(len, items)) - sum(map(len, distinct))
+
+
+def _line_starts(text: str) -> list[int]:
+    """Offset of the first character of every line; the line holding offset p is bisect_right(starts, p) - 1."""
+    return list(accumulate(map((1).__add__, map(len, text.split("\n"))), initial=0))[:-1]
 
 
 def top_ngram_char_frac(tokens: list[str], n: int, total_chars: int) -> float:
@@ -291,23 +314,34 @@ def boilerplate_char_frac(text: str) -> float:
         while pos != -1:
             starts.append(pos)
             pos = lower.find(phrase, pos + len(phrase))
-    starts.extend(m.start() for m in _FOOTER_FIELD.finditer(text))
+    if any(label in lower for label in _FOOTER_LABELS) or (not text.isascii() and any(c in text for c in "\u0130\u017f\u212a")):
+        starts.extend(m.start() for m in _FOOTER_FIELD.finditer(text))
     if not starts:
         return 0.0
-    line_ends = [i for i, ch in enumerate(text) if ch == "\n"] if len(starts) > 8 else None
-    hit_lines = {bisect.bisect_left(line_ends, p) if line_ends is not None else text.count("\n", 0, p) for p in starts}
+    if len(starts) > 8:
+        line_starts = _line_starts(text)
+        last = len(line_starts) - 1
+        # an offset past the end (lower() can lengthen a text) belongs to the last line
+        hit_lines = {min(last, bisect.bisect_right(line_starts, p) - 1) for p in starts}
+    else:
+        hit_lines = {text.count("\n", 0, p) for p in starts}
     if not hit_lines:
         return 0.0
     lines = text.split("\n")
-    hit = sum(len(lines[i].strip()) for i in hit_lines if len(lines[i].strip()) <= 200)
-    return hit / max(1, sum(len(ln.strip()) for ln in lines))
+    hit = sum(n for n in (len(lines[i].strip()) for i in hit_lines) if n <= 200)
+    return hit / max(1, sum(map(len, map(str.strip, lines))))
 
 
 def _lines_with_separators(text: str) -> list[str]:
     """Lines holding at least two navigation separators, found in one pass over the text."""
-    per_line = Counter(text.count("\n", 0, m.start()) for m in _NAV_SEP.finditer(text)) if "\n" in text else None
-    if per_line is None:
+    if "\n" not in text:
         return [text] if len(_NAV_SEP.findall(text)) >= 2 else []
+    # where `_NAV_SEP` would start: on the whitespace before the separator (-1 stands for 0: same line)
+    starts = [m.start() - 1 for m in _NAV_SEP_AT.finditer(text)]
+    if len(starts) < 2:
+        return []
+    line_starts = _line_starts(text)
+    per_line = Counter(bisect.bisect_right(line_starts, max(p, 0)) - 1 for p in starts)
     lines = text.split("\n")
     return [lines[i] for i, c in per_line.items() if c >= 2]
 
@@ -388,21 +422,22 @@ class QualityFilter(BaseFilter):
             return "low_alpha_words", stats
 
         # ---- repetition (Gopher): paragraphs, lines, then n-grams
-        paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
-        lines = [ln.strip() for ln in text.split("\n") if ln.strip()]
+        paragraphs = list(filter(None, map(str.strip, _PARA_BREAK.split(text))))
+        lines = list(filter(None, map(str.strip, text.split("\n"))))
         total = len(text)
         # Counts skip labels (a `QOTD:` before every quote, a heading repeated as a caption):
         # repeated content is the signal, and the character fractions still weigh everything.
         _, dup_chars = find_duplicates(paragraphs)
         dup, n_items = self._dup_count(paragraphs, r)
-        v["dup_para_frac"], v["dup_para_char_frac"] = dup / n_items, dup_chars / total
+        prior_chars = r.repetition_prior_chars
+        v["dup_para_frac"], v["dup_para_char_frac"] = dup / n_items, dup_chars / (total + prior_chars)
         if v["dup_para_frac"] > r.dup_para_frac:
             return "dup_para_frac", stats
         if v["dup_para_char_frac"] > r.dup_para_char_frac:
             return "dup_para_char_frac", stats
         _, dup_chars = find_duplicates(lines)
         dup, n_items = self._dup_count(lines, r)
-        v["dup_line_frac"], v["dup_line_char_frac"] = dup / n_items, dup_chars / total
+        v["dup_line_frac"], v["dup_line_char_frac"] = dup / n_items, dup_chars / (total + prior_chars)
         if v["dup_line_frac"] > r.dup_line_frac:
             return "dup_line_frac", stats
         if v["dup_line_char_frac"] > r.dup_line_char_frac:
@@ -425,7 +460,7 @@ class QualityFilter(BaseFilter):
         v["dup_ngram"] = -1.0
         floor = min((lim for _, lim in r.dup_ngrams), default=1.0)
         for n, lim in r.dup_ngrams:
-            frac = dup_ngram_char_frac(tokens, n, token_chars)
+            frac = dup_ngram_char_frac(tokens, n, token_chars + prior_chars)
             v["dup_ngram"] = max(v["dup_ngram"], frac - lim)
             if frac - lim > 0:
                 return "dup_ngram", stats
@@ -435,19 +470,22 @@ class QualityFilter(BaseFilter):
                 break
 
         # ---- keyword spam: a few content words make up much of the text
-        normed = [w.strip(_EDGE_PUNCT) for w in text.lower().split()]
         # each distinct token is judged once: documents repeat most of their words
-        lettered = {t for t in set(normed) if t and not _NO_LETTER.fullmatch(t)}
-        alpha = [t for t in normed if t in lettered]
-        function = {t for t in lettered if self._is_function(t, r)}
+        lowered = text.lower().split()
+        stripped = {w: w.strip(_EDGE_PUNCT) for w in set(lowered)}
+        normed = list(map(stripped.__getitem__, lowered))
+        # an all-alphabetic token has a letter (isalpha is the cheap test that settles most tokens)
+        lettered = {t for t in set(stripped.values()) if t and (t.isalpha() or not _NO_LETTER.fullmatch(t))}
+        alpha = list(filter(lettered.__contains__, normed))
+        function = self._function_tokens(lettered, r)
         if not r.char_tokens:
-            content = [t for t in alpha if t not in function]
+            content = list(filterfalse(function.__contains__, alpha))
             if len(content) >= r.min_keyword_tokens:
                 top3 = sum(c for _, c in Counter(content).most_common(3))
-                v["top_keywords"] = top3 / len(content)
+                v["top_keywords"] = top3 / (len(content) + r.repetition_prior_tokens)
                 if v["top_keywords"] > r.max_top_keywords:
                     return "keyword_spam", stats
-            tokens_n = [t for t in normed if t]
+            tokens_n = list(filter(None, normed))
             if len(tokens_n) >= _WINDOW:
                 v["unique_ratio"] = windowed_unique_ratio(tokens_n)
                 if v["unique_ratio"] < r.min_unique_ratio:
@@ -461,10 +499,14 @@ class QualityFilter(BaseFilter):
         v["boilerplate"] = boilerplate_char_frac(text)
         if v["boilerplate"] > r.max_boilerplate:
             return "boilerplate", stats
+        ended = self._lines_ended(lines, r)
         if len(lines) >= 5:
-            short = sum(1 for ln in lines if len(ln.split()) <= r.short_line_tokens and not self._line_ended(ln, r)) if not r.char_tokens else sum(
-                1 for ln in lines if len(ln) <= r.short_line_tokens and not self._line_ended(ln, r)
-            )
+            k = r.short_line_tokens
+            if r.char_tokens:
+                short = sum(1 for ln, end in zip(lines, ended, strict=True) if not end and len(ln) <= k)
+            else:
+                # split(None, k) stops after k cuts: it has at most k parts exactly when the line has at most k tokens
+                short = sum(1 for ln, end in zip(lines, ended, strict=True) if not end and len(ln.split(None, k)) <= k)
             v["short_lines"] = short / len(lines)
             if v["short_lines"] > r.max_short_lines:
                 return "short_lines", stats
@@ -475,8 +517,8 @@ class QualityFilter(BaseFilter):
             v["stop_ratio"] = stop / max(1, len(alpha))
             if stop < r.min_stop_words or v["stop_ratio"] < r.min_stop_ratio:
                 return "no_stop_words", stats
-        ended_lines = sum(1 for ln in lines if self._line_ended(ln, r)) / len(lines)
-        ended_paras = sum(1 for p in paragraphs if self._line_ended(p.rsplit("\n", 1)[-1].strip(), r)) / len(paragraphs)
+        ended_lines = sum(ended) / len(lines)
+        ended_paras = sum(self._lines_ended([p.rsplit("\n", 1)[-1].strip() for p in paragraphs], r)) / len(paragraphs)
         v["punct_lines"] = max(ended_lines, ended_paras)
         if v["punct_lines"] < r.min_punct_lines:
             # Hard-wrapped text (plain-text FAQs, bills, quotes with `-- author` lines) ends
@@ -498,6 +540,25 @@ class QualityFilter(BaseFilter):
         else:
             content = [it for it in items if it.count(" ") + 1 >= r.min_dup_item_tokens]
         return find_duplicates(content)[0], max(1, len(content))
+
+    @staticmethod
+    def _function_tokens(tokens: set[str], r: LangRules) -> set[str]:
+        """The tokens `_is_function` accepts, found with set operations instead of one call each."""
+        found = tokens & r.stop_words
+        if r.function_suffixes:
+            found.update(
+                t for t in tokens if len(t) >= 2 and t.endswith(r.function_suffixes) and _HANGUL_SYLLABLE.search(t)
+            )
+        return found
+
+    @staticmethod
+    def _lines_ended(lines: list[str], r: LangRules) -> list[bool]:
+        """`_line_ended` of every line, in one comprehension."""
+        enders, bare = r.line_enders, r.bare_endings
+        if not bare:
+            return [ln.endswith(enders) for ln in lines]
+        # split(None, 2) has three parts exactly when the line has at least three tokens
+        return [ln.endswith(enders) or (ln.endswith(bare) and len(ln.split(None, 2)) >= 3) for ln in lines]
 
     @staticmethod
     def _is_function(token: str, r: LangRules) -> bool:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
 import re
 import zlib
@@ -38,8 +39,11 @@ from cpt.errors import UserError
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".ndjson", ".ndjson.gz", ".json.gz", ".jsonl.zstd")
 PARQUET_SUFFIXES = (".parquet",)
 HF_PREFIX = "hf://"
-# control characters other than tab/newline/carriage return, DEL, and the replacement character
-_JUNK = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
+# control characters other than the whitespace ones, DEL, and the replacement character. Tab,
+# newline, carriage return, vertical tab and form feed are layout: a form feed is the page break
+# of plain-text documents (man pages, RFCs, printed manuals), so a short paragraph that opens a
+# page with one is text, not binary junk.
+_JUNK = re.compile(r"[\x00-\x08\x0e-\x1f\x7f\ufffd]")
 PREVIEW_CHARS = 200
 
 
@@ -346,6 +350,11 @@ class ParquetReader(_CheckedDiskReader):
                             doc_id = str(record.pop(self.id_key))
                         meta = self._meta(filepath)
                         extra = record.pop("metadata", None)
+                        if isinstance(extra, str):  # cpt's parquet output stores metadata as a JSON string
+                            try:
+                                extra = json.loads(extra)
+                            except ValueError:
+                                extra = {"metadata": extra}
                         if isinstance(extra, dict):
                             meta.update(extra)
                         meta.update(record)

@@ -258,3 +258,74 @@ def test_cleaner_counts_what_it_changed():
     assert c["html_stripped"] == 1
     assert c["mojibake_repaired"] == 1
     assert c["changed"] == 2
+
+
+# --------------------------------------------------------------------------- fast paths equal the plain computation
+
+from html.parser import HTMLParser  # noqa: E402
+
+from cpt.corpus import clean as clean_module  # noqa: E402
+
+# characters around every shortcut: ASCII, Latin-1 and cp1252 look-alikes, Thai, CJK, Hangul,
+# U+FFFD, line separators, odd spaces, zero-width and control characters
+_TRICKY = st.one_of(
+    st.sampled_from("aZé€ÃâìíëÂ\u0e01\u0e31\u0e48가힣漢字\ufffd\r\n\t\x0b\x0c\x85\u2028\u2029\u00a0\u3000\u200b\u00ad\x01\x7f ."),
+    st.characters(),
+)
+
+
+@given(st.text(alphabet=_TRICKY, max_size=120))
+@settings(max_examples=500, deadline=None)
+def test_mojibake_prefilter_agrees_with_the_full_pattern(text):
+    assert clean_module.looks_mojibaked(text) == (clean_module._SUSPECT.search(text) is not None)
+
+
+def _plain_normalize_whitespace(text: str, collapse_spaces: bool = True) -> str:
+    text = clean_module._LINE_SEPS.sub("\n", text)
+    text = clean_module._SPACE_LIKE.sub(" ", text)
+    text = clean_module._ZERO_WIDTH.sub("", text)
+    if collapse_spaces:
+        text = clean_module._INNER_SPACES.sub(" ", text)
+    text = clean_module._TRAILING.sub("", text)
+    text = clean_module._BLANK_RUNS.sub("\n\n", text)
+    return text.strip("\n")
+
+
+@given(st.text(alphabet=_TRICKY, max_size=120), st.booleans())
+@settings(max_examples=500, deadline=None)
+def test_whitespace_shortcuts_equal_every_rewrite(text, collapse):
+    assert clean_module.normalize_whitespace(text, collapse) == _plain_normalize_whitespace(text, collapse)
+
+
+class _StdlibExtractor(clean_module._TextExtractor):
+    """The extractor with HTMLParser's own start-tag parser and position tracking."""
+
+    parse_starttag = HTMLParser.parse_starttag
+    updatepos = HTMLParser.updatepos
+
+
+_MARKUP = st.lists(
+    st.sampled_from([
+        "<p>", "</p>", "<div class='a b'>", "<br/>", "<br>", "<li>", "<td>", "<td x=1>", "</td>", "<tr>",
+        "<script>", "</script>", "<style>", "</style>", "<pre>", "</pre>", "<title>", "</title>", "<head>",
+        "<body>", '<a href="x?a=1&amp;b=2" title=\'>\'>', "</a>", "<img src=x />", "<p id=x/y>", "<p a='1'b=2>",
+        "<!-- c -->", "<!--", "<!doctype html>", "<?x?>", "<", ">", "</", "&amp;", "&lt;", "&#8212;", "&nbsp",
+        "text", " ", "\n", "한국어", "<P CLASS=\"X\">", "<span\n  lang=ko>", "<b", "=\"", "'", "\t",
+    ]),
+    max_size=40,
+).map("".join)
+
+
+@given(_MARKUP)
+@settings(max_examples=500, deadline=None)
+def test_fast_start_tags_extract_the_same_text_as_htmlparser(markup):
+    def extract(cls):
+        parser = cls()
+        try:
+            parser.feed(markup)
+            parser.close()
+        except (AssertionError, ValueError) as exc:
+            return type(exc)
+        return "".join(parser.parts)
+
+    assert extract(clean_module._TextExtractor) == extract(_StdlibExtractor)

@@ -227,3 +227,128 @@ def test_length_filter_reasons_and_whitespace():
 
 def test_length_filter_without_upper_bound():
     assert LengthFilter(min_chars=1, max_chars=None).filter(Document(text="y" * 2_000_000, id="big")) is True
+
+
+# --------------------------------------------------------------------------- short templated Korean pages
+
+# A short help page in the style of software manuals: each entry's description reuses one of a
+# few formal predicate frames, so the sentence ends repeat although every entry says something new.
+FRAMED_HELP_KO = "\n\n".join([
+    "인쇄 범위 설정",
+    "문서에서 인쇄할 부분과 인쇄 방법을 정합니다.",
+    "머리글",
+    "각 페이지 맨 위에 머리글을 넣을 수 있는 줄을 인쇄할지 여부를 지정합니다.",
+    "바닥글",
+    "각 페이지 맨 아래에 바닥글을 넣을 수 있는 줄을 인쇄할지 여부를 지정합니다.",
+    "메모",
+    "문서에 달린 메모를 넣을 수 있는 줄을 인쇄할지 여부를 지정합니다.",
+    "용지 방향",
+    "용지 방향을 바꾸면 미리 보기 창에 그 결과가 바로 나타납니다.",
+    "여백",
+    "여백 값을 바꾸면 미리 보기 창에 그 결과가 바로 나타납니다.",
+    "배율",
+    "배율을 바꾸면 미리 보기 창에 그 결과가 바로 나타납니다.",
+])
+
+
+def test_short_korean_page_with_shared_sentence_frames_is_kept():
+    assert reason(FRAMED_HELP_KO, "ko") is None
+    # without the smoothing the shared frames alone fail the n-gram rule
+    raw = LangRules(**{**THRESHOLDS["ko"].__dict__, "repetition_prior_chars": 0, "repetition_prior_tokens": 0})
+    assert reason(FRAMED_HELP_KO, "ko", rules={"ko": raw}) == "dup_ngram"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # one paragraph pasted over and over
+        "\n\n".join(["이 게시물은 관리자의 승인을 받은 뒤에 모든 회원에게 공개됩니다. 승인까지는 하루 정도 걸립니다."] * 6),
+        # a status line repeated down the page
+        "\n".join(["잠시만 기다려 주세요. 목록을 불러오는 중입니다."] * 20),
+        # lines duplicated in place (broken pagination)
+        "\n".join(line for line in FRAMED_HELP_KO.split("\n\n") for _ in range(3)),
+        # stuffed keywords
+        " ".join(["강남 맛집 추천", "강남역 맛집", "맛집 순위"] * 25),
+    ],
+)
+def test_repetitive_korean_junk_is_still_dropped(text):
+    assert reason(text, "ko") is not None
+
+
+# --------------------------------------------------------------------------- fast paths equal the plain computation
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from cpt.corpus import quality as quality_module  # noqa: E402
+
+# texts made of the characters the rules look at: separators, footer labels, boilerplate words, Hangul, breaks
+_PIECES = st.sampled_from(
+    [" ", "  ", "\n", "\n\n", "\t", "|", " | ", " > ", " - ", "/", "::", "·", "a", "Home", "copyright", "Cookie",
+     "tel:", "주소:", "로그인", "İ", "ſ", "다.", "합니다", "있는", "한국어", "word", ".", "!", "1", "2024"]
+)
+_TEXTS = st.lists(_PIECES, max_size=80).map("".join)
+
+
+def _reference_lines_with_separators(text: str) -> list[str]:
+    per_line = {}
+    if "\n" not in text:
+        return [text] if len(quality_module._NAV_SEP.findall(text)) >= 2 else []
+    for m in quality_module._NAV_SEP.finditer(text):
+        i = text.count("\n", 0, m.start())
+        per_line[i] = per_line.get(i, 0) + 1
+    lines = text.split("\n")
+    return [lines[i] for i, c in per_line.items() if c >= 2]
+
+
+def _reference_boilerplate(text: str) -> float:
+    lower = text.lower()
+    starts = []
+    for phrase in quality_module.BOILERPLATE_PHRASES:
+        pos = lower.find(phrase)
+        while pos != -1:
+            starts.append(pos)
+            pos = lower.find(phrase, pos + len(phrase))
+    starts.extend(m.start() for m in quality_module._FOOTER_FIELD.finditer(text))
+    if not starts:
+        return 0.0
+    hit_lines = {text.count("\n", 0, p) for p in starts}
+    lines = text.split("\n")
+    hit = sum(len(lines[i].strip()) for i in hit_lines if len(lines[i].strip()) <= 200)
+    return hit / max(1, sum(len(ln.strip()) for ln in lines))
+
+
+@given(_TEXTS)
+@settings(max_examples=400, deadline=None)
+def test_line_mapping_fast_paths_equal_plain_scans(text):
+    assert sorted(quality_module._lines_with_separators(text)) == sorted(_reference_lines_with_separators(text))
+    assert quality_module.boilerplate_char_frac(text) == pytest.approx(_reference_boilerplate(text))
+
+
+@given(st.lists(st.sampled_from(["a", "b", "ab", "가", "가나", ""]), max_size=40))
+@settings(max_examples=300, deadline=None)
+def test_find_duplicates_equals_a_seen_set_loop(items):
+    seen, dup, chars = set(), 0, 0
+    for it in items:
+        if it in seen:
+            dup, chars = dup + 1, chars + len(it)
+        seen.add(it)
+    assert quality_module.find_duplicates(items) == (dup, chars)
+
+
+@given(st.lists(_TEXTS, max_size=20), st.sampled_from(["ko", "en", "zh"]))
+@settings(max_examples=300, deadline=None)
+def test_per_token_and_per_line_shortcuts_equal_the_rules(lines, lang):
+    r = THRESHOLDS[lang]
+    tokens = {t for ln in lines for t in ln.split()}
+    assert QualityFilter._function_tokens(tokens, r) == {t for t in tokens if QualityFilter._is_function(t, r)}
+    assert QualityFilter._lines_ended(lines, r) == [QualityFilter._line_ended(ln, r) for ln in lines]
+    for k in (1, 3, 8):
+        assert [len(ln.split(None, k)) <= k for ln in lines] == [len(ln.split()) <= k for ln in lines]
+
+
+@given(st.text(max_size=12))
+@settings(max_examples=500, deadline=None)
+def test_alphabetic_tokens_always_count_as_lettered(token):
+    if token.isalpha():
+        assert not quality_module._NO_LETTER.fullmatch(token)

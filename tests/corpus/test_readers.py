@@ -123,6 +123,17 @@ def test_text_reader_whole_files_and_paragraphs(tmp_path: Path) -> None:
     assert docs[1].id.endswith("a.txt#1")
 
 
+def test_form_feed_is_a_page_break_not_junk(tmp_path: Path) -> None:
+    # plain-text manuals start each page with a form feed; a short page-opening paragraph is text
+    (tmp_path / "manual.txt").write_bytes(b"Intro paragraph.\n\n\x0cChapter 2\n\n\x0c\x0bIndex\n")
+    paras = TextReader(str(tmp_path), split_paragraphs=True)
+    docs = read_all(paras)
+    assert [d.text for d in docs] == ["Intro paragraph.", "\x0cChapter 2", "\x0c\x0bIndex"]
+    assert "dropped_binary_junk" not in counters(paras)
+    whole = TextReader(str(tmp_path))
+    assert len(read_all(whole)) == 1 and "dropped_binary_junk" not in counters(whole)
+
+
 def test_binary_file_is_junk(tmp_path: Path) -> None:
     (tmp_path / "blob.bin").write_bytes(bytes(range(256)) * 40)
     reader = TextReader(str(tmp_path))
@@ -144,6 +155,18 @@ def test_parquet_reader(tmp_path: Path) -> None:
     assert c["dropped_missing_text_field"] == 1 and c["dropped_empty_text"] == 1
     wrong_field = ParquetReader(str(tmp_path))
     assert read_all(wrong_field) == [] and counters(wrong_field)["dropped_missing_text_field"] == 4
+
+
+def test_parquet_metadata_as_json_string_is_unpacked(tmp_path: Path) -> None:
+    """A build's parquet output stores `metadata` as a JSON string; reading it back restores the fields."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"text": ["본문 하나", "body two"], "id": ["a", "b"], "metadata": ['{"lang": "ko", "lang_score": 0.99}', "not json"]})
+    pq.write_table(table, tmp_path / "docs.parquet")
+    docs = read_all(ParquetReader(str(tmp_path)))
+    assert docs[0].metadata["lang"] == "ko" and docs[0].metadata["lang_score"] == 0.99
+    assert docs[1].metadata["metadata"] == "not json"
 
 
 def test_datasets_folder_split_across_tasks(tmp_path: Path) -> None:
