@@ -244,21 +244,26 @@ def build_model(config: TrainConfig, plan: Plan, seed: int) -> nn.Module:
     return model
 
 
+def check_names(model: nn.Module, names, where: str) -> None:
+    """Refuse weights whose names differ from the model's, except names a tied weight makes redundant."""
+    own = model.state_dict()
+    shared: dict[int, list[str]] = {}  # one Parameter, several names (tied embeddings)
+    for name, p in model.named_parameters(remove_duplicate=False):
+        shared.setdefault(id(p), []).append(name)
+    covered = {name for group in shared.values() if any(n in names for n in group) for name in group}
+    unexpected = [k for k in names if k not in own]
+    missing = [k for k in own if k not in names and k not in covered]
+    if unexpected or missing:
+        listed = ", ".join((missing + unexpected)[:4])
+        raise UserError(f"{where}: the weights do not match the model ({len(missing)} missing, {len(unexpected)} unexpected: {listed})")
+
+
 def load_into(model: nn.Module, state: dict[str, torch.Tensor], where: str, *, assign: bool = False) -> None:
     """Load weights strictly, except keys a tied weight makes redundant (HF omits `lm_head.weight`).
 
     `assign=True` puts the given tensors into the model (for a model built on the meta device).
     """
-    own = model.state_dict()
-    shared: dict[int, list[str]] = {}  # one Parameter, several names (tied embeddings)
-    for name, p in model.named_parameters(remove_duplicate=False):
-        shared.setdefault(id(p), []).append(name)
-    covered = {name for names in shared.values() if any(n in state for n in names) for name in names}
-    unexpected = [k for k in state if k not in own]
-    missing = [k for k in own if k not in state and k not in covered]
-    if unexpected or missing:
-        listed = ", ".join((missing + unexpected)[:4])
-        raise UserError(f"{where}: the weights do not match the model ({len(missing)} missing, {len(unexpected)} unexpected: {listed})")
+    check_names(model, state, where)
     try:
         model.load_state_dict(state, strict=False, assign=assign)
     except RuntimeError as exc:
@@ -309,10 +314,7 @@ def _check_saved_keys(model: nn.Module, path: Path) -> None:
 
     with safe_open(str(path), framework="pt") as fh:
         names = set(fh.keys()) | set(json.loads((fh.metadata() or {}).get("aliases", "{}")))
-    own = set(model.state_dict())
-    if names != own:
-        listed = ", ".join(sorted(names ^ own)[:4])
-        raise UserError(f"{path}: the weights do not match the model ({len(own - names)} missing, {len(names - own)} unexpected: {listed})")
+    check_names(model, names, str(path))
 
 
 def _load_full_into_sharded(model: nn.Module, path: Path, info) -> None:
