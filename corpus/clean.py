@@ -196,11 +196,8 @@ if _stdlib_parse_starttag_is_known():
     _TextExtractor.parse_starttag = _fast_parse_starttag
 
 
-def html_to_text(markup: str) -> str:
-    """Visible text of an HTML document: scripts/styles dropped, entities unescaped, blocks kept as breaks."""
-    # an unclosed comment hides the rest of the page in a browser; HTMLParser would emit it
-    if "<!--" in markup:
-        markup = _COMMENT.sub(" ", markup)
+def _reference_html_to_text(markup: str) -> str:
+    """`html_to_text` through `HTMLParser` events: the definition `_scan_html` must reproduce."""
     parser = _TextExtractor()
     try:
         parser.feed(markup)
@@ -210,6 +207,308 @@ def html_to_text(markup: str) -> str:
         stripped = _RAW_BLOCK.sub(" ", markup)
         return html.unescape(_ANY_TAG.sub(" ", stripped))
     return "".join(parser.parts)
+
+
+# ---- the same events without HTMLParser's per-token method calls
+#
+# `HTMLParser` spends most of its time in Python bookkeeping around each tag (position
+# tracking, attribute parsing and unescaping, one method call per step). `_scan_html` walks
+# the markup once, with the tokenizer's own rules of CPython 3.11 (`goahead` with
+# `convert_charrefs=True`, as `feed` + `close` run it) and `_TextExtractor`'s handlers
+# inlined. Tags in the form nearly all generated HTML uses (`<name attr="v" flag>`, no
+# spaces around `=`) are read by one regex whose matches the stdlib tokenizer provably reads
+# the same way; every other tag goes through the stdlib's own regexes, step by step as
+# `parse_starttag` / `parse_endtag` do. A construct it does not reproduce (a comment or
+# `<![...]>` section) hands the whole document to `_reference_html_to_text`.
+
+# Separators are ASCII only: the stdlib ends a tag name at [\t\n\r\f /], not at \v or
+# Unicode spaces. An unquoted value must end at a space or `>` (`<br clear=all/>` is a start
+# tag to the stdlib, its value being `all/`).
+_SIMPLE_TAG = re.compile(
+    r"<([a-zA-Z][a-zA-Z0-9]*)"
+    r"(?:[ \t\n\r\f]+[a-zA-Z_:][-a-zA-Z0-9_:.]*"
+    r"(?:=(?:\"[^\"<>]*\"|'[^'<>]*'|[a-zA-Z0-9_.:-]+(?=[ \t\n\r\f>])))?)*"
+    r"[ \t\n\r\f]*(/?)>"
+)
+_BREAK_START = {
+    **{t: "\n\n" for t in _PARA_TAGS},
+    **{t: "\n" for t in _LINE_TAGS},
+    **{t: "\t" for t in _CELL_TAGS},
+}
+_BREAK_END = {t: "\n\n" for t in _PARA_TAGS}
+_CDATA_END = {t: re.compile(rf"</\s*{t}\s*>", re.I) for t in HTMLParser.CDATA_CONTENT_ELEMENTS}
+_STDLIB_SOURCES_SHA1 = "c80ad4cf6a298e13f9b9739f10215d08c2813d75"
+
+
+def _stdlib_tokenizer_is_known() -> bool:
+    """Whether html.parser tokenizes as the CPython 3.11 code `_scan_html` reproduces."""
+    hp = _html_parser
+    try:
+        parts = [
+            inspect.getsource(f)
+            for f in (
+                HTMLParser.goahead, HTMLParser.parse_starttag, HTMLParser.check_for_whole_start_tag,
+                HTMLParser.parse_endtag, HTMLParser.parse_pi, HTMLParser.parse_html_declaration,
+                HTMLParser.parse_bogus_comment, HTMLParser.set_cdata_mode, HTMLParser.feed, HTMLParser.close,
+            )
+        ]
+        parts += [
+            r.pattern
+            for r in (hp.starttagopen, hp.tagfind_tolerant, hp.attrfind_tolerant, hp.locatestarttagend_tolerant,
+                      hp.endendtag, hp.endtagfind, hp.piclose)
+        ]
+        parts.append(repr(HTMLParser.CDATA_CONTENT_ELEMENTS))
+    except (AttributeError, OSError, TypeError):
+        return False
+    return hashlib.sha1("\0".join(parts).encode("utf-8")).hexdigest() == _STDLIB_SOURCES_SHA1
+
+
+def _slow_starttag(markup: str, i: int) -> tuple[int, str | None, bool, str | None]:
+    """`check_for_whole_start_tag` + `parse_starttag` at `i`: (end, tag, self-closing, raw data).
+
+    end < 0: the tag is incomplete. tag None: the stdlib emits `data` (unescaped) instead.
+    """
+    hp = _html_parser
+    m = hp.locatestarttagend_tolerant.match(markup, i)
+    j = m.end()
+    nxt = markup[j : j + 1]
+    if nxt == ">":
+        endpos = j + 1
+    elif nxt == "/":
+        if not markup.startswith("/>", j):
+            return -1, None, False, None
+        endpos = j + 2
+    elif nxt == "" or nxt in "abcdefghijklmnopqrstuvwxyz=/ABCDEFGHIJKLMNOPQRSTUVWXYZ":
+        return -1, None, False, None
+    else:
+        endpos = j if j > i else i + 1
+    match = hp.tagfind_tolerant.match(markup, i + 1)
+    k = match.end()
+    tag = match.group(1).lower()
+    attrfind = hp.attrfind_tolerant.match
+    while k < endpos:
+        am = attrfind(markup, k)
+        if not am:
+            break
+        k = am.end()
+    end = markup[k:endpos].strip()
+    if end not in (">", "/>"):
+        return endpos, None, False, markup[i:endpos]
+    return endpos, tag, end.endswith("/>"), None
+
+
+# Text before the next `<`, then the tag there when it is a simple start tag or an end tag
+# `endtagfind` accepts (its `>` is the first one after `</`, as `parse_endtag` requires).
+_TOKEN = re.compile(
+    r"([^<]*)(?:<([a-zA-Z][a-zA-Z0-9]*)"
+    r"(?:[ \t\n\r\f]+[a-zA-Z_:][-a-zA-Z0-9_:.]*"
+    r"(?:=(?:\"[^\"<>]*\"|'[^'<>]*'|[a-zA-Z0-9_.:-]+(?=[ \t\n\r\f>])))?)*"
+    r"[ \t\n\r\f]*(/?)>"
+    r"|</\s*([a-zA-Z][-.a-zA-Z0-9:_]*)\s*>)?"
+)
+# the tags any handler acts on; every other tag is a no-op for the extractor
+_ACTIVE_TAGS = frozenset(_BREAK_START) | _SKIP_TAGS | _KEEP_IN_HEAD | {"body", "pre", "script", "style"}
+
+
+def _other_construct(markup: str, i: int, cdata: str | None) -> tuple[int, str | None, int, str | None]:
+    """What the stdlib tokenizer makes of the `<` at `i` when `_TOKEN` did not read a tag there.
+
+    Returns (end, tag, kind, data): kind 1 = start tag, 2 = self-closing tag, 3 = end tag,
+    0 = nothing (a declaration, processing instruction or bogus comment) or text `data`.
+    end -1: a comment or marked section, which `_scan_html` leaves to the reference.
+    """
+    hp = _html_parser
+    n = len(markup)
+    c = markup[i + 1 : i + 2]
+    k = -1
+    if "a" <= c <= "z" or "A" <= c <= "Z":
+        k, tag, closing, data = _slow_starttag(markup, i)
+        if k >= 0:
+            return k, tag, (2 if closing else 1) if tag is not None else 0, data
+    elif c == "/":
+        gt = markup.find(">", i + 1)
+        if gt >= 0:
+            k = gt + 1
+            m = hp.endtagfind.match(markup, i)
+            if m is not None:
+                tag = m.group(1).lower()
+                if cdata is not None and tag != cdata:
+                    return k, None, 0, markup[i:k]
+                return k, tag, 3, None
+            if cdata is not None:
+                return k, None, 0, markup[i:k]
+            nm = hp.tagfind_tolerant.match(markup, i + 2)
+            if nm is None:
+                if not markup.startswith("</>", i):
+                    k = markup.find(">", i + 2) + 1  # a bogus comment, ignored
+                return k, None, 0, None
+            return markup.find(">", nm.end()) + 1, nm.group(1).lower(), 3, None
+    elif c == "!":
+        if markup.startswith("<!--", i) or markup.startswith("<![", i):
+            return -1, None, 0, None
+        gt = markup.find(">", i + 9) if markup[i : i + 9].lower() == "<!doctype" else markup.find(">", i + 2)
+        if gt >= 0:
+            return gt + 1, None, 0, None
+    elif c == "?":
+        gt = markup.find(">", i + 2)
+        if gt >= 0:
+            return gt + 1, None, 0, None
+    elif i + 1 < n:
+        return i + 1, None, 0, "<"
+    else:
+        return n, None, 0, html.unescape(markup[i:])  # a `<` ending the input: text after the loop
+    # incomplete at the end of input: the rest up to the next `>` (or `<`) is text
+    k = markup.find(">", i + 1)
+    if k < 0:
+        k = markup.find("<", i + 1)
+        if k < 0:
+            k = i + 1
+    else:
+        k += 1
+    data = markup[i:k]
+    return k, None, 0, data if cdata is not None else html.unescape(data)
+
+
+def _scan_html(markup: str) -> str | None:
+    """`_reference_html_to_text(markup)` in one pass; None where it must run the reference instead."""
+    unescape = html.unescape
+    layout_sub = _LAYOUT_SPACE.sub
+    token = _TOKEN.match
+    active = _ACTIVE_TAGS
+    break_start, break_end, skip_tags = _BREAK_START, _BREAK_END, _SKIP_TAGS
+    parts: list[str] = []
+    emit = parts.append
+    skip: list[str] = []  # open <script>/<style>/<head>/...: their text is dropped
+    in_title = False
+    pre_depth = 0
+    line_start = True  # the last non-empty part ends in \n or \t
+    cdata: str | None = None  # inside <script>/<style>: raw text up to the matching end tag
+    n = len(markup)
+    i = 0
+    while i < n:
+        kind = 0
+        data = tag = None
+        if cdata is None:
+            m = token(markup, i)
+            text, stag, closing, etag = m.groups()
+            k = m.end()
+            if text and (in_title or not skip):
+                if "&" in text:
+                    text = unescape(text)
+                if pre_depth:
+                    emit(text)
+                    line_start = text[-1] in "\n\t"
+                else:
+                    text = layout_sub(" ", text)
+                    if line_start:
+                        text = text.lstrip(" ")
+                    if text:
+                        emit(text)
+                        line_start = text[-1] in "\n\t"
+            if stag is not None:
+                tag = stag.lower()
+                if tag not in active:
+                    i = k
+                    continue
+                kind = 2 if closing else 1
+            elif etag is not None:
+                tag = etag.lower()
+                if tag not in active:
+                    i = k
+                    continue
+                kind = 3
+            elif k >= n:
+                break
+            else:
+                k, tag, kind, data = _other_construct(markup, k, None)
+                if k < 0:
+                    return None
+        else:
+            m = _CDATA_END[cdata].search(markup, i)
+            if m is None:
+                break  # an unclosed <script> hides the rest
+            j = m.start()
+            if i < j and in_title:  # raw text, kept only inside <title> (it is in `skip`)
+                text = markup[i:j]
+                if pre_depth:
+                    emit(text)
+                    line_start = text[-1] in "\n\t"
+                else:
+                    text = layout_sub(" ", text)
+                    if line_start:
+                        text = text.lstrip(" ")
+                    if text:
+                        emit(text)
+                        line_start = text[-1] in "\n\t"
+            k, tag, kind, data = _other_construct(markup, j, cdata)
+        # ---- the handlers of `_TextExtractor`, inlined
+        if kind == 1:  # start tag
+            if tag == "body" and "head" in skip:
+                del skip[skip.index("head") :]
+            if tag in skip_tags:
+                skip.append(tag)
+            else:
+                if tag == "title":
+                    in_title = True
+                if not skip:
+                    if tag == "pre":
+                        pre_depth += 1
+                    brk = break_start.get(tag)
+                    if brk is not None and (brk != "\t" or not line_start):
+                        emit(brk)
+                        line_start = True
+            if tag == "script" or tag == "style":
+                cdata = tag
+        elif kind == 2:  # <tag/>
+            if not skip:
+                brk = break_start.get(tag)
+                if brk is not None and (brk != "\t" or not line_start):
+                    emit(brk)
+                    line_start = True
+        elif kind == 3:  # end tag
+            if tag == "title":
+                in_title = False
+                emit("\n\n")
+                line_start = True
+            elif skip:
+                if tag in skip:
+                    while skip and skip.pop() != tag:
+                        pass
+            else:
+                if tag == "pre" and pre_depth:
+                    pre_depth -= 1
+                if tag in break_end:
+                    emit("\n\n")
+                    line_start = True
+            cdata = None
+        elif data and (in_title or not skip):
+            if pre_depth:
+                emit(data)
+                line_start = data[-1] in "\n\t"
+            else:
+                data = layout_sub(" ", data)
+                if line_start:
+                    data = data.lstrip(" ")
+                if data:
+                    emit(data)
+                    line_start = data[-1] in "\n\t"
+        i = k
+    return "".join(parts)
+
+
+_SCAN = _stdlib_tokenizer_is_known() and _stdlib_parse_starttag_is_known()
+
+
+def html_to_text(markup: str) -> str:
+    """Visible text of an HTML document: scripts/styles dropped, entities unescaped, blocks kept as breaks."""
+    # an unclosed comment hides the rest of the page in a browser; HTMLParser would emit it
+    if "<!--" in markup:
+        markup = _COMMENT.sub(" ", markup)
+    if _SCAN:
+        text = _scan_html(markup)
+        if text is not None:
+            return text
+    return _reference_html_to_text(markup)
 
 
 # --------------------------------------------------------------------------- mojibake
@@ -422,7 +721,9 @@ _ZERO_WIDTH = re.compile(r"[\u200b\u2060\ufeff\u00ad]")  # invisible; ZWJ/ZWNJ a
 _EARLY_LINE_SEPS = re.compile(r"\r\n|\r|[\u2028\u2029\x0b\x0c]")
 _LINE_SEPS = re.compile(r"\r\n|\r|[\u2028\u2029\u0085\x0b\x0c]")
 _NON_ASCII_LINE_SEP = re.compile(r"[\u2028\u2029\u0085]")
-_INNER_SPACES = re.compile(r"(?<=\S)[ ]{2,}")
+# a run of 2+ spaces after a non-space, found from its literal "  " prefix (a fast scan) before the
+# lookbehind looks back: the same matches as (?<=\S)[ ]{2,}, without a lookbehind at every position
+_INNER_SPACES = re.compile(r"  (?<=\S  ) *")
 _TRAILING = re.compile(r"[ \t]+$", re.M)
 _BLANK_RUNS = re.compile(r"\n(?:[ \t]*\n){2,}")
 
@@ -455,7 +756,8 @@ def normalize_whitespace(text: str, collapse_spaces: bool = True) -> str:
     if collapse_spaces and "  " in text:
         text = _INNER_SPACES.sub(" ", text)
     if " \n" in text or "\t\n" in text or text.endswith((" ", "\t")):
-        text = _TRAILING.sub("", text)
+        # per line, as `_TRAILING.sub("", text)` does (`$` under re.M ends a line at "\n" only), faster
+        text = "\n".join([line.rstrip(" \t") for line in text.split("\n")])
     # no line holds only spaces or tabs any more, so a run of blank lines is a run of newlines
     if "\n\n\n" in text:
         text = _BLANK_RUNS.sub("\n\n", text)

@@ -34,6 +34,7 @@ where langdetect would raise "No features in text".
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -47,7 +48,7 @@ from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.writers.disk_base import DiskWriter
 from langdetect.detector import Detector
 from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
-from langdetect.lang_detect_exception import LangDetectException
+from langdetect.lang_detect_exception import ErrorCode, LangDetectException
 from langdetect.utils.ngram import NGram
 
 from cpt.errors import UserError
@@ -197,24 +198,80 @@ class _WordTable:
         return first
 
 
+class _ProfileMap(dict):
+    """langdetect's `word_lang_prob_map` (n-gram -> probabilities in profile order), built per n-gram on demand.
+
+    The fallback detector looks up only the n-grams of the texts it is given, so this
+    fills entries from the matrix as they are asked for instead of 88k lists up front.
+    """
+
+    def __init__(self, rows: dict[str, int], probs: np.ndarray, order: np.ndarray) -> None:
+        super().__init__()
+        self._rows = rows
+        self._probs = probs  # (V, L) float64, columns in `_Model.langs` order
+        self._order = order  # profile-order position -> column
+
+    def __contains__(self, word: object) -> bool:
+        return dict.__contains__(self, word) or word in self._rows
+
+    def __missing__(self, word: str) -> list[float]:
+        value = self._probs[self._rows[word], self._order].tolist()
+        self[word] = value
+        return value
+
+
+def _load_profiles(directory: str) -> tuple[list[str], list[str], np.ndarray]:
+    """(languages in langdetect's load order, n-grams sorted, (V, L) probabilities with columns in load order).
+
+    The same numbers as `DetectorFactory.load_profile` (`freq / n_words[len - 1]` for 1-3-grams,
+    0.0 for longer n-grams and absent ones), read with one vectorised division per profile
+    instead of a Python loop over 184k entries.
+    """
+    langs: list[str] = []
+    profiles: list[dict] = []
+    for filename in os.listdir(directory):  # langdetect's order: it defines the fallback's profile order
+        path = os.path.join(directory, filename)
+        if filename.startswith(".") or not os.path.isfile(path):
+            continue
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+        if data["name"] in langs:
+            raise LangDetectException(ErrorCode.DuplicateLangError, "Duplicate the same language profile.")
+        langs.append(data["name"])
+        profiles.append(data)
+    ngrams = sorted({g for data in profiles for g in data["freq"]})
+    row = {g: i for i, g in enumerate(ngrams)}
+    probs = np.zeros((len(ngrams), len(langs)), dtype=np.float64)
+    for col, data in enumerate(profiles):
+        freq = data["freq"]
+        words = [g for g in freq if 1 <= len(g) <= 3]
+        rows = np.fromiter(map(row.__getitem__, words), dtype=np.intp, count=len(words))
+        counts = np.fromiter(map(freq.__getitem__, words), dtype=np.float64, count=len(words))
+        n_words = np.asarray(data["n_words"], dtype=np.float64)
+        lengths = np.fromiter(map(len, words), dtype=np.intp, count=len(words))
+        probs[rows, col] = counts / n_words[lengths - 1]
+    return langs, ngrams, probs
+
+
 class _Model:
     """langdetect's profiles, split by the script each language is written in."""
 
     def __init__(self) -> None:
-        factory = DetectorFactory()
-        factory.load_profile(PROFILES_DIRECTORY)
+        load_order, ngrams, probs = _load_profiles(PROFILES_DIRECTORY)
         # os.listdir order differs between machines; sort so ties break the same everywhere
-        order = sorted(range(len(factory.langlist)), key=lambda i: factory.langlist[i])
-        self.langs: list[str] = [factory.langlist[i] for i in order]
-        ngrams = sorted(factory.word_lang_prob_map)
-        probs = np.array([factory.word_lang_prob_map[g] for g in ngrams], dtype=np.float64)
+        order = sorted(range(len(load_order)), key=lambda i: load_order[i])
+        self.langs: list[str] = [load_order[i] for i in order]
         probs = probs[:, order]  # (V, L)
         # which script each language writes: where its single-character mass lies
-        mass = {g: np.zeros(len(self.langs)) for g in _GROUP_CLASSES}
+        rows_of: dict[str, list[int]] = {g: [] for g in _GROUP_CLASSES}
         for i, g in enumerate(ngrams):
             cls = _script_class(ord(g)) if len(g) == 1 else None
             if cls is not None:
-                mass[_CLASS_GROUP[cls]] += probs[i]
+                rows_of[_CLASS_GROUP[cls]].append(i)
+        # row by row in n-gram order, as a running sum (cumsum adds sequentially, unlike sum)
+        mass = {
+            g: np.cumsum(probs[r], axis=0)[-1] if r else np.zeros(len(self.langs)) for g, r in rows_of.items()
+        }
         total = sum(mass.values())
         self.scripts: dict[str, _Script] = {}
         for group, m in mass.items():
@@ -227,7 +284,15 @@ class _Model:
                 {ngrams[r]: k for k, r in enumerate(rows)},
                 logp.astype(np.float32),
             )
-        self.factory = factory  # kept for the langdetect fallback: same profiles, loaded once
+        # the langdetect fallback: a factory over the same numbers, in langdetect's own profile
+        # order (its normalisation sums in that order), built without re-reading the profiles
+        factory = DetectorFactory()
+        factory.langlist = list(load_order)
+        position = {lang: k for k, lang in enumerate(self.langs)}
+        factory.word_lang_prob_map = _ProfileMap(
+            {g: i for i, g in enumerate(ngrams)}, probs, np.array([position[lang] for lang in load_order])
+        )
+        self.factory = factory
         self.normalize = _LazyTable(self._normalize_cp)
         self.script = _LazyTable(_script_class)
         # fill the tables for the blocks most text lives in now (~0.1 s), not during the first docs

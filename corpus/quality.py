@@ -23,6 +23,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from itertools import accumulate, filterfalse
 
+import numpy as np
 from datatrove.data import Document
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.writers.disk_base import DiskWriter
@@ -240,6 +241,7 @@ BOILERPLATE_PHRASES = (
     "사이트맵", "바로가기", "공유하기", "구독", "좋아요", "댓글", "쿠키", "본문으로", "맨 위로", "맨위로",
     "이메일무단수집", "패밀리사이트",
 )
+_ASCII_PHRASES = tuple(p for p in BOILERPLATE_PHRASES if p.isascii())
 # Every footer label, lower-cased: a text holding none of them cannot match `_FOOTER_FIELD`
 # (checked on the lower-cased text, plus the few characters that match ASCII letters only
 # under IGNORECASE: dotted İ, long ſ and the Kelvin sign).
@@ -302,6 +304,72 @@ def dup_ngram_char_frac(tokens: list[str], n: int, total_chars: int) -> float:
     return dup_chars / total_chars
 
 
+class _TokenGrams:
+    """Exact integer ids of a token list's n-grams, for the repetition measures of long documents.
+
+    `Counter` over n-gram tuples costs a tuple and a hash per position and n; here the ids
+    of the n-grams of one length come from those of the length below (a pair of ints ranked
+    with `np.unique`), so each length costs one C sort. Ids are exact (no hashing), so every
+    count, tie and fraction equals the tuple-based `top_ngram_stats` / `dup_ngram_char_frac`.
+    """
+
+    def __init__(self, tokens: list[str]) -> None:
+        index = dict.fromkeys(tokens)
+        for i, token in enumerate(index):
+            index[token] = i
+        n = len(tokens)
+        self.n_tokens = n
+        self.ids = np.fromiter(map(index.__getitem__, tokens), dtype=np.int64, count=n)
+        self.lens = np.fromiter(map(len, tokens), dtype=np.int64, count=n)
+        self.base = max(1, len(index))
+        # n -> (ids of the n-grams in text order, first position of each distinct n-gram, its count)
+        self._levels: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def level(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        got = self._levels.get(n)
+        if got is not None:
+            return got
+        if n == 1:
+            key = self.ids
+        else:
+            below = self.level(n - 1)[0]
+            key = below[:-1] * self.base + self.ids[n - 1 :]  # < n_tokens * base: fits int64 below 3e9 tokens
+        _, first, inverse, counts = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
+        got = self._levels[n] = (inverse.astype(np.int64, copy=False), first, counts)
+        return got
+
+    def top(self, n: int, total_chars: int) -> tuple[float, int]:
+        """`top_ngram_stats`: ties go to the n-gram seen first, as `Counter.most_common` does."""
+        if self.n_tokens < n or total_chars == 0:
+            return 0.0, 0
+        _, first, counts = self.level(n)
+        count = int(counts.max())
+        if count < 2:
+            return 0.0, count
+        start = int(first[counts == count].min())
+        return int(self.lens[start : start + n].sum()) * count / total_chars, count
+
+    def dup(self, n: int, total_chars: int) -> float:
+        """`dup_ngram_char_frac`: characters of the tokens inside any repeated n-gram occurrence."""
+        if self.n_tokens < n or total_chars == 0:
+            return 0.0
+        ids, first, _ = self.level(n)
+        if len(first) == len(ids):
+            return 0.0
+        repeated = np.ones(len(ids), dtype=bool)
+        repeated[first] = False
+        starts = np.flatnonzero(repeated)
+        edges = np.zeros(self.n_tokens + 1, dtype=np.int64)
+        edges[starts] += 1
+        edges[starts + n] -= 1
+        covered = np.cumsum(edges[: self.n_tokens]) > 0
+        return int(self.lens[covered].sum()) / total_chars
+
+
+# below this many tokens the tuple-based functions are faster than numpy's per-call cost
+_GRAMS_MIN_TOKENS = 300
+
+
 def boilerplate_char_frac(text: str) -> float:
     """Share of the text's characters in short lines of site furniture (copyright, cookies, login, 이용약관 …).
 
@@ -309,7 +377,8 @@ def boilerplate_char_frac(text: str) -> float:
     """
     lower = text.lower()
     starts: list[int] = []
-    for phrase in BOILERPLATE_PHRASES:
+    # lower() of ASCII text is ASCII: the non-ASCII phrases (Korean, ©) cannot occur in it
+    for phrase in _ASCII_PHRASES if lower.isascii() else BOILERPLATE_PHRASES:
         pos = lower.find(phrase)
         while pos != -1:
             starts.append(pos)
@@ -448,11 +517,12 @@ class QualityFilter(BaseFilter):
         v["top_ngram"] = -1.0
         max_len = max(map(len, tokens), default=0)
         top_count = None  # count of the most frequent shortest n-gram: bounds all longer ones
+        grams = _TokenGrams(tokens) if len(tokens) >= _GRAMS_MIN_TOKENS else None
         for n, lim in r.top_ngrams:
             # cheap bound first: a longer n-gram is never more frequent than a shorter one
             if top_count is not None and top_count * n * max_len / max(1, token_chars) <= lim:
                 continue
-            frac, count = top_ngram_stats(tokens, n, token_chars)
+            frac, count = top_ngram_stats(tokens, n, token_chars) if grams is None else grams.top(n, token_chars)
             top_count = count if top_count is None else top_count
             v["top_ngram"] = max(v["top_ngram"], frac - lim)
             if frac > lim:
@@ -460,7 +530,10 @@ class QualityFilter(BaseFilter):
         v["dup_ngram"] = -1.0
         floor = min((lim for _, lim in r.dup_ngrams), default=1.0)
         for n, lim in r.dup_ngrams:
-            frac = dup_ngram_char_frac(tokens, n, token_chars + prior_chars)
+            if grams is None:
+                frac = dup_ngram_char_frac(tokens, n, token_chars + prior_chars)
+            else:
+                frac = grams.dup(n, token_chars + prior_chars)
             v["dup_ngram"] = max(v["dup_ngram"], frac - lim)
             if frac - lim > 0:
                 return "dup_ngram", stats
