@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -44,11 +45,13 @@ def write_sections(path: Path, sections: dict[str, str]) -> None:
     path.write_text(f"# python -m bench: benchmark output ({os.cpu_count()} cores); each section dated\n\n{body}", encoding="utf-8")
 
 
-def run_one(name: str, quick: bool, env: dict[str, str]) -> tuple[str, int]:
+def run_one(name: str, quick: bool, env: dict[str, str], extra: list[str] | None = None) -> tuple[str, int]:
     """Run `bench.NAME` in a fresh process, echoing its output; returns (section text, exit code)."""
-    cmd = [sys.executable, "-m", f"bench.{name}"] + (["--quick"] if quick else [])
+    extra = extra or []
+    cmd = [sys.executable, "-m", f"bench.{name}"] + (["--quick"] if quick else []) + extra
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    lines = [f"## bench.{name}\n", f"({stamp}{', --quick' if quick else ''})\n"]
+    flags = (["--quick"] if quick else []) + extra
+    lines = [f"## bench.{name}\n", f"({stamp}{', ' + shlex.join(flags) if flags else ''})\n"]
     print("".join(lines), end="", flush=True)
     start = time.time()
     proc = subprocess.Popen(cmd, cwd=HERE.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -68,7 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help=f"benchmarks to run (default: all of {available()})")
     parser.add_argument("--quick", action="store_true", help="small inputs, for a smoke run")
     parser.add_argument("--out", type=Path, default=HERE / "results.txt", help="where to save the combined output")
+    parser.add_argument("--args", default="", help="extra arguments for the one benchmark named, e.g. --args='--jobs 2 --threads 1' (recorded in its section)")
     args = parser.parse_args(argv)
+    extra = shlex.split(args.args)
+    if extra and len(args.names) != 1:
+        parser.error("--args applies to exactly one named benchmark")
     unknown = sorted(set(args.names) - set(available()))
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(available())}")
@@ -77,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     sections = read_sections(args.out)
     failed = []
     for name in names:
-        sections[name], code = run_one(name, args.quick, env)
+        sections[name], code = run_one(name, args.quick, env, extra)
         write_sections(args.out, sections)  # after each one: a long run interrupted later keeps what finished
         if code != 0:
             failed.append(name)
