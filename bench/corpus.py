@@ -254,7 +254,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.run:
         _child(args)
         return
-    os.environ.setdefault("CPT_ASSETS_DIR", str(ROOT / ".assets"))
     mb = args.mb or (5.0 if args.quick else 50.0)
     big, small = args.work / f"data-{mb:g}mb", args.work / f"data-{mb / 10:g}mb"
     m_big = ensure_data(big, mb, shards=args.tasks)

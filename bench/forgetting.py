@@ -66,7 +66,6 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("CPT_QUIET", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("CPT_ASSETS_DIR", str(Path(__file__).resolve().parent.parent / ".assets"))
 
 ARMS = ("none", "replay", "curriculum", "kl", "ewc")
 MITIGATED = ARMS[1:]

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import importlib.util
-import os
 import random
 import re
 import sys
@@ -288,7 +287,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--show-errors", type=int, default=0, help="print up to N texts we got wrong")
     args = ap.parse_args(argv)
-    os.environ.setdefault("CPT_ASSETS_DIR", str(Path(__file__).resolve().parents[1] / ".assets"))
     per_lang = args.per_lang or (60 if args.quick else 300)
 
     items = build_eval(per_lang, args.seed)

@@ -34,7 +34,6 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("CPT_QUIET", "1")
-os.environ.setdefault("CPT_ASSETS_DIR", str(Path(__file__).resolve().parent.parent / ".assets"))
 
 from cpt.assets import asset_path  # noqa: E402
 from cpt.paths import resolve  # noqa: E402
