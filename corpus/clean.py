@@ -378,6 +378,26 @@ def _scan_html(markup: str) -> str | None:
     break_start, break_end, skip_tags = _BREAK_START, _BREAK_END, _SKIP_TAGS
     parts: list[str] = []
     emit = parts.append
+
+    def put(text: str, line_start: bool, pre: bool) -> bool:
+        """Emit a non-empty text chunk (laid out unless inside <pre>); returns whether output is at a line start."""
+        if not pre:
+            text = layout_sub(" ", text)
+            if line_start:
+                text = text.lstrip(" ")
+            if not text:
+                return line_start
+        emit(text)
+        return text[-1] in "\n\t"
+
+    def open_break(tag: str, line_start: bool) -> bool:
+        """The break a start tag opens (a tab only where the line already has text)."""
+        brk = break_start.get(tag)
+        if brk is not None and (brk != "\t" or not line_start):
+            emit(brk)
+            return True
+        return line_start
+
     skip: list[str] = []  # open <script>/<style>/<head>/...: their text is dropped
     in_title = False
     pre_depth = 0
@@ -393,18 +413,7 @@ def _scan_html(markup: str) -> str | None:
             text, stag, closing, etag = m.groups()
             k = m.end()
             if text and (in_title or not skip):
-                if "&" in text:
-                    text = unescape(text)
-                if pre_depth:
-                    emit(text)
-                    line_start = text[-1] in "\n\t"
-                else:
-                    text = layout_sub(" ", text)
-                    if line_start:
-                        text = text.lstrip(" ")
-                    if text:
-                        emit(text)
-                        line_start = text[-1] in "\n\t"
+                line_start = put(unescape(text) if "&" in text else text, line_start, pre_depth > 0)
             if stag is not None:
                 tag = stag.lower()
                 if tag not in active:
@@ -429,17 +438,7 @@ def _scan_html(markup: str) -> str | None:
                 break  # an unclosed <script> hides the rest
             j = m.start()
             if i < j and in_title:  # raw text, kept only inside <title> (it is in `skip`)
-                text = markup[i:j]
-                if pre_depth:
-                    emit(text)
-                    line_start = text[-1] in "\n\t"
-                else:
-                    text = layout_sub(" ", text)
-                    if line_start:
-                        text = text.lstrip(" ")
-                    if text:
-                        emit(text)
-                        line_start = text[-1] in "\n\t"
+                line_start = put(markup[i:j], line_start, pre_depth > 0)
             k, tag, kind, data = _other_construct(markup, j, cdata)
         # ---- the handlers of `_TextExtractor`, inlined
         if kind == 1:  # start tag
@@ -453,18 +452,12 @@ def _scan_html(markup: str) -> str | None:
                 if not skip:
                     if tag == "pre":
                         pre_depth += 1
-                    brk = break_start.get(tag)
-                    if brk is not None and (brk != "\t" or not line_start):
-                        emit(brk)
-                        line_start = True
+                    line_start = open_break(tag, line_start)
             if tag == "script" or tag == "style":
                 cdata = tag
         elif kind == 2:  # <tag/>
             if not skip:
-                brk = break_start.get(tag)
-                if brk is not None and (brk != "\t" or not line_start):
-                    emit(brk)
-                    line_start = True
+                line_start = open_break(tag, line_start)
         elif kind == 3:  # end tag
             if tag == "title":
                 in_title = False
@@ -482,16 +475,7 @@ def _scan_html(markup: str) -> str | None:
                     line_start = True
             cdata = None
         elif data and (in_title or not skip):
-            if pre_depth:
-                emit(data)
-                line_start = data[-1] in "\n\t"
-            else:
-                data = layout_sub(" ", data)
-                if line_start:
-                    data = data.lstrip(" ")
-                if data:
-                    emit(data)
-                    line_start = data[-1] in "\n\t"
+            line_start = put(data, line_start, pre_depth > 0)
         i = k
     return "".join(parts)
 
