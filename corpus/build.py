@@ -43,6 +43,7 @@ from datatrove.pipeline.writers.disk_base import DiskWriter
 from cpt import ui
 from cpt.corpus import faults
 from cpt.corpus.config import CorpusConfig
+from cpt.corpus.datatrove_logs import cache_loguru_lib_dirs
 from cpt.corpus.readers import PREVIEW_CHARS, CorpusReader, discover_inputs
 from cpt.corpus.report import Report, build_report
 from cpt.errors import UserError
@@ -407,6 +408,8 @@ def _executor(config: CorpusConfig, stage: str, pipeline: list[PipelineStep], ta
         import multiprocessing
 
         from datatrove.executor import LocalPipelineExecutor
+
+        cache_loguru_lib_dirs()  # forked workers inherit it
 
         # fork: workers inherit the imported modules instead of re-importing datatrove, torch & co per stage
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "forkserver"

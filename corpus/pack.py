@@ -61,6 +61,7 @@ from pydantic import Field, model_validator
 
 from cpt import faults
 from cpt.config import Section  # only Section: cpt.config imports this module for the recipe's `pack` section
+from cpt.corpus.datatrove_logs import cache_loguru_lib_dirs
 from cpt.corpus.dedup import DedupConfig, Signer, normalize, read_signatures, sketch_jaccard, write_signatures
 from cpt.corpus.readers import JSONL_SUFFIXES, PARQUET_SUFFIXES, CorpusReader, InputUnit, file_kind
 from cpt.errors import UserError, require_path
@@ -71,7 +72,7 @@ INDEX = "index"  # eval/index/: the held-out documents' signature file
 LSH_ROWS = 4
 SKIP_DIRS = {"rejects", "removed"}  # corpus build keeps dropped documents there: never pack them
 WORK = ".datatrove"
-SMALL_INPUT_BYTES = 64 << 20  # compressed input below this is packed by one process (see _default_workers)
+SMALL_INPUT_BYTES = 64 << 20  # without fork, compressed input below this is packed by one process (see _default_workers)
 EOS_CANDIDATES = ("</s>", "<|endoftext|>", "<|end_of_text|>", "<eos>", "<|im_end|>")
 
 
@@ -82,7 +83,7 @@ class PackConfig(Section):
     eval_fraction: float | None = Field(default=None, ge=0, lt=1, description="Or hold out this fraction of the documents (rounded to whole documents); exclusive with eval_docs.")
     shuffle: bool = Field(default=True, description="Shuffle the document order within each shard file (seeded); training also shuffles windows.")
     tasks: int = Field(default=4, ge=1, description="Split the input files into this many datatrove tasks (capped at the number of files); each writes its own shard.")
-    workers: int | None = Field(default=None, ge=1, description="Processes running tasks at once (default: 1 for inputs under 64 MB, whose tokenizer already uses every core, else min(tasks, CPU count)).")
+    workers: int | None = Field(default=None, ge=1, description="Processes running tasks at once, each encoding on one thread (default: min(tasks, CPU count); without fork, 1 for inputs under 64 MB, whose tokenizer then uses every core).")
     add_bos: bool = Field(default=False, description="Put the tokenizer's BOS token before every document (EOS always follows every document).")
     batch_size: int = Field(default=1000, ge=1, description="Documents per tokenizer batch call; memory grows with it.")
     near_duplicate_threshold: float = Field(default=0.7, gt=0, le=1, description="Drop a training document whose char 5-gram Jaccard similarity with a held-out document (verified by the dedup sketch) is at least this.")
@@ -226,13 +227,24 @@ class BosEosDocumentTokenizer(DocumentTokenizer):
     trained with a BOS at every document start (Llama, Mistral) may want `<BOS> $A <EOS>`.
     """
 
-    def __init__(self, *args: Any, bos_token: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, bos_token: str | None = None, one_thread: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.bos_token = bos_token
+        self.one_thread = one_thread
 
     @property
     def tokenizer(self):  # noqa: D102 - replaces datatrove's cached property
         return _configured_tokenizer(self.tokenizer_name_or_path, self.bos_token, self.eos_token)
+
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        """datatrove's run; a task in a worker process of a multi-process pack encodes on one thread.
+
+        With one process per core, the tokenizer's own thread pool would put `workers x cores`
+        threads on the cores; one thread each keeps every core busy without that contention.
+        """
+        if self.one_thread:
+            os.environ["TOKENIZERS_PARALLELISM"] = "false"  # read on every encode call
+        return super().run(data, rank, world_size)
 
 
 _TOKENIZERS: dict[tuple, Any] = {}
@@ -419,6 +431,7 @@ def _run_split(
 ) -> None:
     from datatrove.executor import LocalPipelineExecutor
 
+    cache_loguru_lib_dirs()
     pipeline = [
         _reader(units),
         EvalDecontaminationFilter(index_path, decontamination_config(cfg), kill_in_task=kill_in_task),
@@ -430,9 +443,12 @@ def _run_split(
             batch_size=cfg.batch_size,
             seed=seed,
             shuffle_documents=shuffle,
+            one_thread=workers > 1,
         ),
     ]
-    executor = LocalPipelineExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=str(work / name), skip_completed=True)
+    executor = LocalPipelineExecutor(
+        pipeline, tasks=tasks, workers=workers, logging_dir=str(work / name), skip_completed=True, start_method=_start_method()
+    )
     with _datatrove_console(work / name / "console.log"):
         executor.run()
 
@@ -460,14 +476,23 @@ def _datatrove_console(path: Path):
             logger.add(sys.stderr)
 
 
-def _default_workers(root: Path, rel_files: list[str]) -> int:
-    """One process for small inputs, else one per CPU.
+def _start_method() -> str:
+    """fork where there is one: a worker starts in milliseconds with the modules and the parsed tokenizer it inherits."""
+    import multiprocessing
 
-    The tokenizer already spreads each batch over every core, and a worker process costs
-    seconds to start (it imports datatrove, tokenizers, numpy and parses the tokenizer); only
-    the Python side (reading, the eval check, writing) gains from more processes, which pays
-    off on large inputs.
+    return "fork" if "fork" in multiprocessing.get_all_start_methods() else "forkserver"
+
+
+def _default_workers(root: Path, rel_files: list[str]) -> int:
+    """One process per CPU, each encoding on one thread; without fork, one process for small inputs.
+
+    One single-threaded tokenizer per core overlaps one task's reading, eval check and writing
+    with another's encoding; one process with the tokenizer's thread pool leaves the cores idle
+    while Python reads. A forkserver worker costs seconds to start (it imports datatrove,
+    tokenizers and numpy and parses the tokenizer), which only large inputs repay.
     """
+    if _start_method() == "fork":
+        return os.cpu_count() or 1
     size = sum((root / f).stat().st_size for f in rel_files)
     return 1 if size < SMALL_INPUT_BYTES else os.cpu_count() or 1
 

@@ -445,3 +445,29 @@ def test_signature_length_must_fill_lsh_bands():
     with pytest.raises(ValueError, match="multiple of 4"):
         PackConfig(num_perm=130)
     assert decontamination_config(PackConfig(num_perm=64)).bands == 16
+
+
+def test_default_worker_processes_write_the_same_shuffled_shards(assets, tmp_path):
+    """One single-threaded tokenizer per CPU (the default with fork) gives the bytes of one process."""
+    many = pack_corpus(assets["corpus"], assets["tokenizer"], tmp_path / "many", PackConfig(eval_docs=5, tasks=3), seed=11)
+    one = pack_corpus(assets["corpus"], assets["tokenizer"], tmp_path / "one", PackConfig(eval_docs=5, tasks=3, workers=1), seed=11)
+    assert many["splits"] == one["splits"]
+    names = sorted(p.name for p in (tmp_path / "one" / "train").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "many" / "train").iterdir()) and any("shuffled" in n for n in names)
+    for name in names:
+        assert (tmp_path / "many" / "train" / name).read_bytes() == (tmp_path / "one" / "train" / name).read_bytes(), name
+
+
+def test_loguru_library_folders_are_computed_once_with_the_same_answer():
+    from loguru import logger
+    from loguru._better_exceptions import ExceptionFormatter
+
+    from cpt.corpus.datatrove_logs import cache_loguru_lib_dirs
+
+    before = sorted(ExceptionFormatter._get_lib_dirs())
+    cache_loguru_lib_dirs()
+    cache_loguru_lib_dirs()  # idempotent: still one layer of caching
+    assert sorted(ExceptionFormatter._get_lib_dirs()) == before
+    assert getattr(ExceptionFormatter._get_lib_dirs, "_cpt_cached", False)
+    sink = logger.add(lambda message: None)  # sinks still build their exception formatter
+    logger.remove(sink)
