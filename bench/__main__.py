@@ -23,6 +23,17 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ORDER = ["langid", "pii", "quality", "neardup", "corpus", "tokenizer", "pack", "train", "forgetting"]
 _SECTION = re.compile(r"^## bench\.(\w+)\n", re.MULTILINE)
+_PROGRESS = re.compile(r"\d+%\|.*\|\s*\d+/\d+\s*\[")  # a tqdm bar (model loading, shard writing): shown, not saved
+
+
+def saved_lines(lines: list[str]) -> list[str]:
+    """What goes into results.txt: the output without progress bars and the blank lines they leave."""
+    out: list[str] = []
+    for line in lines:
+        if _PROGRESS.search(line) or (not line.strip() and out and not out[-1].strip()):
+            continue
+        out.append(line)
+    return out
 
 
 def available() -> list[str]:
@@ -63,7 +74,7 @@ def run_one(name: str, quick: bool, env: dict[str, str], extra: list[str] | None
     footer = f"(bench.{name}: exit {code}, {time.time() - start:.0f} s)\n"
     print(footer, flush=True)
     lines.append(footer)
-    return "".join(lines), code
+    return "".join(saved_lines(lines)), code
 
 
 def main(argv: list[str] | None = None) -> int:

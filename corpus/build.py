@@ -43,7 +43,7 @@ from datatrove.pipeline.writers.disk_base import DiskWriter
 from cpt import ui
 from cpt.corpus import faults
 from cpt.corpus.config import CorpusConfig
-from cpt.corpus.datatrove_logs import cache_loguru_lib_dirs
+from cpt.corpus.local_executor import cache_loguru_lib_dirs, start_method
 from cpt.corpus.readers import PREVIEW_CHARS, CorpusReader, discover_inputs
 from cpt.corpus.report import Report, build_report
 from cpt.errors import UserError
@@ -405,17 +405,12 @@ def _plan_keys(pipeline: list[PipelineStep]) -> list[str | None]:
 
 def _executor(config: CorpusConfig, stage: str, pipeline: list[PipelineStep], tasks: int, logs: Path, depends=None):
     if config.executor == "local":
-        import multiprocessing
-
         from datatrove.executor import LocalPipelineExecutor
 
         cache_loguru_lib_dirs()  # forked workers inherit it
-
-        # fork: workers inherit the imported modules instead of re-importing datatrove, torch & co per stage
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "forkserver"
         return LocalPipelineExecutor(
             pipeline, tasks=tasks, workers=min(config.workers, tasks), logging_dir=str(logs), skip_completed=True,
-            start_method=method,
+            start_method=start_method(),
         )
     if config.executor == "slurm":
         from datatrove.executor.slurm import SlurmPipelineExecutor

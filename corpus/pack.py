@@ -61,8 +61,8 @@ from pydantic import Field, model_validator
 
 from cpt import faults
 from cpt.config import Section  # only Section: cpt.config imports this module for the recipe's `pack` section
-from cpt.corpus.datatrove_logs import cache_loguru_lib_dirs
 from cpt.corpus.dedup import DedupConfig, Signer, normalize, read_signatures, sketch_jaccard, write_signatures
+from cpt.corpus.local_executor import cache_loguru_lib_dirs, start_method
 from cpt.corpus.readers import JSONL_SUFFIXES, PARQUET_SUFFIXES, CorpusReader, InputUnit, file_kind
 from cpt.errors import UserError, require_path
 
@@ -227,24 +227,13 @@ class BosEosDocumentTokenizer(DocumentTokenizer):
     trained with a BOS at every document start (Llama, Mistral) may want `<BOS> $A <EOS>`.
     """
 
-    def __init__(self, *args: Any, bos_token: str | None = None, one_thread: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, bos_token: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.bos_token = bos_token
-        self.one_thread = one_thread
 
     @property
     def tokenizer(self):  # noqa: D102 - replaces datatrove's cached property
         return _configured_tokenizer(self.tokenizer_name_or_path, self.bos_token, self.eos_token)
-
-    def run(self, data, rank: int = 0, world_size: int = 1):
-        """datatrove's run; a task in a worker process of a multi-process pack encodes on one thread.
-
-        With one process per core, the tokenizer's own thread pool would put `workers x cores`
-        threads on the cores; one thread each keeps every core busy without that contention.
-        """
-        if self.one_thread:
-            os.environ["TOKENIZERS_PARALLELISM"] = "false"  # read on every encode call
-        return super().run(data, rank, world_size)
 
 
 _TOKENIZERS: dict[tuple, Any] = {}
@@ -443,14 +432,35 @@ def _run_split(
             batch_size=cfg.batch_size,
             seed=seed,
             shuffle_documents=shuffle,
-            one_thread=workers > 1,
         ),
     ]
     executor = LocalPipelineExecutor(
-        pipeline, tasks=tasks, workers=workers, logging_dir=str(work / name), skip_completed=True, start_method=_start_method()
+        pipeline, tasks=tasks, workers=workers, logging_dir=str(work / name), skip_completed=True, start_method=start_method()
     )
-    with _datatrove_console(work / name / "console.log"):
+    with _datatrove_console(work / name / "console.log"), _one_thread_per_worker(workers > 1):
         executor.run()
+
+
+@contextlib.contextmanager
+def _one_thread_per_worker(on: bool):
+    """Worker processes started inside encode on one thread each (TOKENIZERS_PARALLELISM=false).
+
+    With one process per core, the tokenizer's own thread pool would put `workers x cores`
+    threads on the cores; one thread each keeps every core busy without that contention.
+    Workers inherit the variable when they start; this process gets its value back after.
+    """
+    if not on:
+        yield
+        return
+    before = os.environ.get("TOKENIZERS_PARALLELISM")
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TOKENIZERS_PARALLELISM", None)
+        else:
+            os.environ["TOKENIZERS_PARALLELISM"] = before
 
 
 @contextlib.contextmanager
@@ -476,13 +486,6 @@ def _datatrove_console(path: Path):
             logger.add(sys.stderr)
 
 
-def _start_method() -> str:
-    """fork where there is one: a worker starts in milliseconds with the modules and the parsed tokenizer it inherits."""
-    import multiprocessing
-
-    return "fork" if "fork" in multiprocessing.get_all_start_methods() else "forkserver"
-
-
 def _default_workers(root: Path, rel_files: list[str]) -> int:
     """One process per CPU, each encoding on one thread; without fork, one process for small inputs.
 
@@ -491,7 +494,7 @@ def _default_workers(root: Path, rel_files: list[str]) -> int:
     while Python reads. A forkserver worker costs seconds to start (it imports datatrove,
     tokenizers and numpy and parses the tokenizer), which only large inputs repay.
     """
-    if _start_method() == "fork":
+    if start_method() == "fork":
         return os.cpu_count() or 1
     size = sum((root / f).stat().st_size for f in rel_files)
     return 1 if size < SMALL_INPUT_BYTES else os.cpu_count() or 1

@@ -43,3 +43,16 @@ def test_extra_arguments_need_exactly_one_benchmark(tmp_path):
 
     with pytest.raises(SystemExit):
         runner.main(["pii", "langid", "--out", str(tmp_path / "r.txt"), "--args", "--quick"])
+
+
+def test_progress_bars_are_shown_but_not_saved():
+    lines = [
+        "measure | base | extended\n",
+        "\n",
+        "Loading weights:   0%|          | 0/272 [00:00<?, ?it/s]\n",
+        "Loading weights: 100%|██████████| 272/272 [00:00<00:00, 3268.26it/s]\n",
+        "\n",
+        "\n",
+        "ppl after resize | 1368 | PASS\n",
+    ]
+    assert runner.saved_lines(lines) == ["measure | base | extended\n", "\n", "ppl after resize | 1368 | PASS\n"]

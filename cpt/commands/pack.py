@@ -20,7 +20,7 @@ def pack(
     eval_docs: int | None = typer.Option(None, "--eval-docs", min=0, help="Hold out this many documents for evaluation."),
     eval_fraction: float | None = typer.Option(None, "--eval-fraction", min=0.0, max=0.99, help="Or hold out this fraction of the documents."),
     tasks: int = typer.Option(4, "--tasks", min=1, help="datatrove tasks (input files are split among them; one shard each)."),
-    workers: int | None = typer.Option(None, "--workers", min=1, help="Processes at once (default: 1 under 64 MB of input, else min(tasks, CPUs))."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Processes at once, each tokenizing on one thread (default: min(tasks, CPUs); without fork, 1 under 64 MB of input)."),
     add_bos: bool = typer.Option(False, "--add-bos", help="Put BOS before every document (EOS always follows every document)."),
     seed: int = typer.Option(1234, "--seed", help="Seed of the eval selection and the shuffle."),
 ) -> None:

@@ -462,7 +462,7 @@ def test_loguru_library_folders_are_computed_once_with_the_same_answer():
     from loguru import logger
     from loguru._better_exceptions import ExceptionFormatter
 
-    from cpt.corpus.datatrove_logs import cache_loguru_lib_dirs
+    from cpt.corpus.local_executor import cache_loguru_lib_dirs
 
     before = sorted(ExceptionFormatter._get_lib_dirs())
     cache_loguru_lib_dirs()
@@ -471,3 +471,18 @@ def test_loguru_library_folders_are_computed_once_with_the_same_answer():
     assert getattr(ExceptionFormatter._get_lib_dirs, "_cpt_cached", False)
     sink = logger.add(lambda message: None)  # sinks still build their exception formatter
     logger.remove(sink)
+
+
+def test_worker_processes_tokenize_on_one_thread_and_the_setting_is_restored(monkeypatch):
+    from cpt.corpus.pack import _one_thread_per_worker
+
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "true")
+    with _one_thread_per_worker(True):
+        assert os.environ["TOKENIZERS_PARALLELISM"] == "false"  # what forked workers inherit
+    assert os.environ["TOKENIZERS_PARALLELISM"] == "true"
+    monkeypatch.delenv("TOKENIZERS_PARALLELISM")
+    with _one_thread_per_worker(True):
+        assert os.environ["TOKENIZERS_PARALLELISM"] == "false"
+    assert "TOKENIZERS_PARALLELISM" not in os.environ
+    with _one_thread_per_worker(False):  # one process: the tokenizer's thread pool uses every core
+        assert "TOKENIZERS_PARALLELISM" not in os.environ
