@@ -270,7 +270,7 @@ def spawn(system: str, folder: Path, quick: bool) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller model, fewer steps and repeats")
-    parser.add_argument("--repeats", type=int, default=None, help="interleaved repeats per system (default 4: every system once in every position)")
+    parser.add_argument("--repeats", type=int, default=None, help="interleaved repeats per system (default 8: every system twice in every position)")
     parser.add_argument("--worker", choices=SYSTEMS, help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     s = settings(args.quick)
-    repeats = args.repeats or len(SYSTEMS)
+    repeats = args.repeats or 2 * len(SYSTEMS)
     with tempfile.TemporaryDirectory(prefix="cpt-bench-train-") as tmp:
         folder = Path(tmp)
         data = prepare(folder, s)

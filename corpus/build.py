@@ -22,6 +22,7 @@ is built from the per-task stats files, so it stays right across resumed runs.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import importlib
 import io
@@ -43,7 +44,7 @@ from datatrove.pipeline.writers.disk_base import DiskWriter
 from cpt import ui
 from cpt.corpus import faults
 from cpt.corpus.config import CorpusConfig
-from cpt.corpus.local_executor import cache_loguru_lib_dirs, start_method
+from cpt.corpus.local_executor import cache_loguru_lib_dirs, start_method, workers_die_with_this_process
 from cpt.corpus.readers import PREVIEW_CHARS, CorpusReader, discover_inputs
 from cpt.corpus.report import Report, build_report
 from cpt.errors import UserError
@@ -524,7 +525,8 @@ def build_corpus(inputs: list[str | Path], output: str | Path, config: CorpusCon
     for name, ex in zip([s[0] for s in stages], executors, strict=True):
         ui.info(f"corpus build: stage {name} ({ex.world_size} task(s), executor {config.executor})")
         t0 = time.time()
-        ex.run()
+        with workers_die_with_this_process() if config.executor == "local" else contextlib.nullcontext():
+            ex.run()
         incomplete = ex.get_incomplete_ranks(skip_completed=True)
         if incomplete:
             raise RuntimeError(f"stage {name}: tasks {incomplete} did not complete; see {work / 'logs' / name}/logs")

@@ -62,7 +62,7 @@ from pydantic import Field, model_validator
 from cpt import faults
 from cpt.config import Section  # only Section: cpt.config imports this module for the recipe's `pack` section
 from cpt.corpus.dedup import DedupConfig, Signer, normalize, read_signatures, sketch_jaccard, write_signatures
-from cpt.corpus.local_executor import cache_loguru_lib_dirs, start_method
+from cpt.corpus.local_executor import cache_loguru_lib_dirs, start_method, workers_die_with_this_process
 from cpt.corpus.readers import JSONL_SUFFIXES, PARQUET_SUFFIXES, CorpusReader, InputUnit, file_kind
 from cpt.errors import UserError, require_path
 
@@ -192,8 +192,9 @@ class EvalDecontaminationFilter(BaseFilter):
     `eval_near_duplicate` (char 5-gram Jaccard, verified, >= the threshold). It also counts the
     UTF-8 bytes it forwards (`bytes`), which bits-per-byte evaluation and `meta.json` need.
     The index is loaded from disk in each task, so the step pickles small for worker processes.
-    `kill_in_task` (from `CPT_FAULT=pack-kill-in-task:N`) SIGKILLs the process inside task N,
-    after its first documents went to the tokenizer: the resume test's deterministic crash.
+    `kill_in_task` (from `CPT_FAULT=pack-kill-in-task:N`) SIGKILLs the pack's process from
+    inside task N, after its first documents went to the tokenizer, as `kill -9 PID` would:
+    the resume tests' deterministic crash (with worker processes, they must die with it).
     """
 
     name = "🧹 eval decontamination"
@@ -203,6 +204,7 @@ class EvalDecontaminationFilter(BaseFilter):
         self.index_path = str(index_path) if index_path else None
         self.config = config or DedupConfig()
         self.kill_in_task = kill_in_task
+        self.pack_pid = os.getpid()  # the process running the pack (a worker's parent)
         self._index: EvalIndex | None = None
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
@@ -216,8 +218,16 @@ class EvalDecontaminationFilter(BaseFilter):
     def run(self, data, rank: int = 0, world_size: int = 1):
         for n, doc in enumerate(super().run(data, rank, world_size)):
             if self.kill_in_task == rank and n == 1:  # mid-task, files half written
-                os.kill(os.getpid(), signal.SIGKILL)
+                _kill_pack(self.pack_pid)
             yield doc
+
+
+def _kill_pack(pack_pid: int) -> None:
+    """`kill -9` of the pack's process, from inside a task; a worker then waits to die with it."""
+    os.kill(pack_pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30  # a worker that outlived its parent would go on writing: wait instead
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 class BosEosDocumentTokenizer(DocumentTokenizer):
@@ -437,7 +447,7 @@ def _run_split(
     executor = LocalPipelineExecutor(
         pipeline, tasks=tasks, workers=workers, logging_dir=str(work / name), skip_completed=True, start_method=start_method()
     )
-    with _datatrove_console(work / name / "console.log"), _one_thread_per_worker(workers > 1):
+    with _datatrove_console(work / name / "console.log"), _one_thread_per_worker(workers > 1), workers_die_with_this_process():
         executor.run()
 
 

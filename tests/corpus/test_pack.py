@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -458,21 +459,6 @@ def test_default_worker_processes_write_the_same_shuffled_shards(assets, tmp_pat
         assert (tmp_path / "many" / "train" / name).read_bytes() == (tmp_path / "one" / "train" / name).read_bytes(), name
 
 
-def test_loguru_library_folders_are_computed_once_with_the_same_answer():
-    from loguru import logger
-    from loguru._better_exceptions import ExceptionFormatter
-
-    from cpt.corpus.local_executor import cache_loguru_lib_dirs
-
-    before = sorted(ExceptionFormatter._get_lib_dirs())
-    cache_loguru_lib_dirs()
-    cache_loguru_lib_dirs()  # idempotent: still one layer of caching
-    assert sorted(ExceptionFormatter._get_lib_dirs()) == before
-    assert getattr(ExceptionFormatter._get_lib_dirs, "_cpt_cached", False)
-    sink = logger.add(lambda message: None)  # sinks still build their exception formatter
-    logger.remove(sink)
-
-
 def test_worker_processes_tokenize_on_one_thread_and_the_setting_is_restored(monkeypatch):
     from cpt.corpus.pack import _one_thread_per_worker
 
@@ -486,3 +472,57 @@ def test_worker_processes_tokenize_on_one_thread_and_the_setting_is_restored(mon
     assert "TOKENIZERS_PARALLELISM" not in os.environ
     with _one_thread_per_worker(False):  # one process: the tokenizer's thread pool uses every core
         assert "TOKENIZERS_PARALLELISM" not in os.environ
+
+
+def _session_processes(sid: int) -> list[int]:
+    """Live (not zombie) processes of session `sid`, read from /proc."""
+    alive = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.getsid(int(entry)) != sid:
+                continue
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (ProcessLookupError, PermissionError, FileNotFoundError):
+            continue
+        if state != "Z":
+            alive.append(int(entry))
+    return alive
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers die with the pack through Linux's PR_SET_PDEATHSIG")
+def test_killing_a_multi_process_pack_leaves_no_worker_behind_and_resumes(assets, packed, tmp_path):
+    """`kill -9` of the pack's process (from inside task 2, on a worker): its workers and datatrove's
+    manager die with it instead of finishing tasks behind the re-run's back; the re-run is exact."""
+    out, _ = packed
+    target = tmp_path / "killed"
+    code = (
+        "import sys; from cpt.corpus.pack import PackConfig, pack_corpus; "
+        "pack_corpus(sys.argv[1], sys.argv[2], sys.argv[3], PackConfig(eval_docs=40, tasks=4, workers=2), seed=7)"
+    )
+    args = [sys.executable, "-c", code, str(assets["corpus"]), str(assets["tokenizer"]), str(target)]
+    with open(tmp_path / "killed.log", "wb") as log:
+        proc = subprocess.Popen(args, env=os.environ | {"CPT_FAULT": "pack-kill-in-task:2"}, stdout=log, stderr=log, start_new_session=True)
+        try:
+            assert proc.wait(timeout=120) == -9
+            deadline = time.monotonic() + 10
+            while _session_processes(proc.pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            survivors = _session_processes(proc.pid)
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    assert survivors == [], f"processes outlived the killed pack: {survivors}"
+    assert not (target / "stage.json").exists()
+    done = sorted(p.name for p in (target / ".datatrove" / "train" / "completions").glob("*"))
+    assert "00002" not in done and len(done) < 4
+    with open(tmp_path / "resumed.log", "wb") as log:
+        resumed = subprocess.run(args, env={k: v for k, v in os.environ.items() if k != "CPT_FAULT"}, stdout=log, stderr=log, timeout=300)
+    assert resumed.returncode == 0, (tmp_path / "resumed.log").read_text()[-2000:]
+    for f in sorted((out / "train").glob("*.ds*")):
+        assert (target / "train" / f.name).read_bytes() == f.read_bytes(), f.name
+    assert json.loads((target / "meta.json").read_text())["splits"] == json.loads((out / "meta.json").read_text())["splits"]
