@@ -223,39 +223,59 @@ def test_deterministic_and_a_finished_pack_is_not_redone(assets, packed, tmp_pat
     assert meta["splits"]["eval"]["docs"] == 5
 
 
-@pytest.mark.slow
-def test_a_killed_pack_resumes_to_the_same_shards(assets, packed, tmp_path):
-    out, _ = packed
-    target = tmp_path / "killed"
+def pack_subprocess(assets, target: Path, workers: int) -> list[str]:
+    """A subprocess that packs the fixture corpus with the `packed` fixture's settings."""
     code = (
         "import sys; from cpt.corpus.pack import PackConfig, pack_corpus; "
-        "pack_corpus(sys.argv[1], sys.argv[2], sys.argv[3], PackConfig(eval_docs=40, tasks=4, workers=1), seed=7)"
+        f"pack_corpus(sys.argv[1], sys.argv[2], sys.argv[3], PackConfig(eval_docs=40, tasks=4, workers={workers}), seed=7)"
     )
-    args = [sys.executable, "-c", code, str(assets["corpus"]), str(assets["tokenizer"]), str(target)]
-    # datatrove's executor starts a manager process that outlives a SIGKILL of its parent; run the
-    # pack in its own session so the test can end that orphan too, and log to files, not pipes
-    # (the orphan would hold a pipe open and block the read)
-    with open(tmp_path / "killed.log", "wb") as log:
-        proc = subprocess.Popen(args, env=os.environ | {"CPT_FAULT": "pack-kill-in-task:2"}, stdout=log, stderr=log, start_new_session=True)
+    return [sys.executable, "-c", code, str(assets["corpus"]), str(assets["tokenizer"]), str(target)]
+
+
+def resume_equals(args: list[str], target: Path, out: Path, log: Path) -> None:
+    """Re-run the killed pack without the fault: it finishes with `out`'s shards and counts, byte for byte."""
+    with open(log, "wb") as fh:
+        resumed = subprocess.run(args, env={k: v for k, v in os.environ.items() if k != "CPT_FAULT"}, stdout=fh, stderr=fh, timeout=300)
+    assert resumed.returncode == 0, log.read_text()[-2000:]
+    for f in sorted((out / "train").glob("*.ds*")):
+        assert (target / "train" / f.name).read_bytes() == f.read_bytes(), f.name
+    assert sorted(p.name for p in (target / "train").glob("*.ds")) == sorted(p.name for p in (out / "train").glob("*.ds"))
+    assert json.loads((target / "meta.json").read_text())["splits"] == json.loads((out / "meta.json").read_text())["splits"]
+
+
+def run_with_fault(args: list[str], fault: str, log: Path) -> tuple[int, list[int]]:
+    """Run `args` with CPT_FAULT=`fault` in a session of its own; its exit code and what outlived it.
+
+    A session of its own lets the test find (and then end) any process the killed run left
+    behind; output goes to a file, since a survivor holding a pipe would block the read.
+    """
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(args, env=os.environ | {"CPT_FAULT": fault}, stdout=fh, stderr=fh, start_new_session=True)
         try:
             returncode = proc.wait(timeout=120)
+            deadline = time.monotonic() + 10
+            while _session_processes(proc.pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            return returncode, _session_processes(proc.pid)
         finally:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-    assert returncode == -9  # SIGKILL inside task 2, its files half written
+
+
+@pytest.mark.slow
+def test_a_killed_pack_resumes_to_the_same_shards(assets, packed, tmp_path):
+    out, _ = packed
+    target = tmp_path / "killed"
+    args = pack_subprocess(assets, target, workers=1)
+    returncode, survivors = run_with_fault(args, "pack-kill-in-task:2", tmp_path / "killed.log")
+    assert returncode == -9 and survivors == []  # SIGKILL inside task 2, its files half written; the manager died too
     assert not (target / "stage.json").exists()
     done_before = {f.name: f.stat().st_mtime_ns for f in (target / "train").glob("0000[01]_*.ds")}
     assert len(done_before) == 2  # tasks 0 and 1 had finished
-    with open(tmp_path / "resumed.log", "wb") as log:
-        resumed = subprocess.run(args, env={k: v for k, v in os.environ.items() if k != "CPT_FAULT"}, stdout=log, stderr=log, timeout=300)
-    assert resumed.returncode == 0, (tmp_path / "resumed.log").read_text()[-2000:]
+    resume_equals(args, target, out, tmp_path / "resumed.log")
     assert {f.name: f.stat().st_mtime_ns for f in (target / "train").glob("0000[01]_*.ds")} == done_before  # not redone
-    for f in sorted((out / "train").glob("*.ds*")):
-        assert (target / "train" / f.name).read_bytes() == f.read_bytes(), f.name
-    assert sorted(p.name for p in (target / "train").glob("*.ds")) == sorted(p.name for p in (out / "train").glob("*.ds"))
-    assert json.loads((target / "meta.json").read_text())["splits"] == json.loads((out / "meta.json").read_text())["splits"]
 
 
 def test_decontamination_is_dedups_signer_and_verifier(packed):
@@ -475,8 +495,10 @@ def test_worker_processes_tokenize_on_one_thread_and_the_setting_is_restored(mon
 
 
 def _session_processes(sid: int) -> list[int]:
-    """Live (not zombie) processes of session `sid`, read from /proc."""
-    alive = []
+    """Live (not zombie) processes of session `sid`, read from /proc (none where there is no /proc)."""
+    alive: list[int] = []
+    if not os.path.isdir("/proc"):
+        return alive
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -498,31 +520,11 @@ def test_killing_a_multi_process_pack_leaves_no_worker_behind_and_resumes(assets
     manager die with it instead of finishing tasks behind the re-run's back; the re-run is exact."""
     out, _ = packed
     target = tmp_path / "killed"
-    code = (
-        "import sys; from cpt.corpus.pack import PackConfig, pack_corpus; "
-        "pack_corpus(sys.argv[1], sys.argv[2], sys.argv[3], PackConfig(eval_docs=40, tasks=4, workers=2), seed=7)"
-    )
-    args = [sys.executable, "-c", code, str(assets["corpus"]), str(assets["tokenizer"]), str(target)]
-    with open(tmp_path / "killed.log", "wb") as log:
-        proc = subprocess.Popen(args, env=os.environ | {"CPT_FAULT": "pack-kill-in-task:2"}, stdout=log, stderr=log, start_new_session=True)
-        try:
-            assert proc.wait(timeout=120) == -9
-            deadline = time.monotonic() + 10
-            while _session_processes(proc.pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            survivors = _session_processes(proc.pid)
-        finally:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    args = pack_subprocess(assets, target, workers=2)
+    returncode, survivors = run_with_fault(args, "pack-kill-in-task:2", tmp_path / "killed.log")
+    assert returncode == -9
     assert survivors == [], f"processes outlived the killed pack: {survivors}"
     assert not (target / "stage.json").exists()
     done = sorted(p.name for p in (target / ".datatrove" / "train" / "completions").glob("*"))
     assert "00002" not in done and len(done) < 4
-    with open(tmp_path / "resumed.log", "wb") as log:
-        resumed = subprocess.run(args, env={k: v for k, v in os.environ.items() if k != "CPT_FAULT"}, stdout=log, stderr=log, timeout=300)
-    assert resumed.returncode == 0, (tmp_path / "resumed.log").read_text()[-2000:]
-    for f in sorted((out / "train").glob("*.ds*")):
-        assert (target / "train" / f.name).read_bytes() == f.read_bytes(), f.name
-    assert json.loads((target / "meta.json").read_text())["splits"] == json.loads((out / "meta.json").read_text())["splits"]
+    resume_equals(args, target, out, tmp_path / "resumed.log")
