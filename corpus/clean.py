@@ -87,26 +87,14 @@ def _stdlib_parse_starttag_is_known() -> bool:
 def _fast_parse_starttag(self: HTMLParser, i: int) -> int:
     """`HTMLParser.parse_starttag` (CPython 3.11) minus the attribute values nobody reads."""
     self._HTMLParser__starttag_text = None
-    endpos = self.check_for_whole_start_tag(i)
+    endpos, tag, closing, data = _parse_starttag(self.rawdata, i)
     if endpos < 0:
         return endpos
-    rawdata = self.rawdata
-    self._HTMLParser__starttag_text = rawdata[i:endpos]
-    match = _html_parser.tagfind_tolerant.match(rawdata, i + 1)
-    assert match, "unexpected call to parse_starttag()"
-    k = match.end()
-    self.lasttag = tag = match.group(1).lower()
-    attrfind = _html_parser.attrfind_tolerant.match
-    while k < endpos:
-        m = attrfind(rawdata, k)
-        if not m:
-            break
-        k = m.end()
-    end = rawdata[k:endpos].strip()
-    if end not in (">", "/>"):
-        self.handle_data(rawdata[i:endpos])
-        return endpos
-    if end.endswith("/>"):
+    self._HTMLParser__starttag_text = self.rawdata[i:endpos]
+    self.lasttag = tag
+    if data is not None:
+        self.handle_data(data)
+    elif closing:
         self.handle_startendtag(tag, ())
     else:
         self.handle_starttag(tag, ())
@@ -263,10 +251,10 @@ def _stdlib_tokenizer_is_known() -> bool:
     return hashlib.sha1("\0".join(parts).encode("utf-8")).hexdigest() == _STDLIB_SOURCES_SHA1
 
 
-def _slow_starttag(markup: str, i: int) -> tuple[int, str | None, bool, str | None]:
+def _parse_starttag(markup: str, i: int) -> tuple[int, str | None, bool, str | None]:
     """`check_for_whole_start_tag` + `parse_starttag` at `i`: (end, tag, self-closing, raw data).
 
-    end < 0: the tag is incomplete. tag None: the stdlib emits `data` (unescaped) instead.
+    end < 0: the tag is incomplete. data not None: the stdlib emits it as text instead of a tag.
     """
     hp = _html_parser
     m = hp.locatestarttagend_tolerant.match(markup, i)
@@ -293,7 +281,7 @@ def _slow_starttag(markup: str, i: int) -> tuple[int, str | None, bool, str | No
         k = am.end()
     end = markup[k:endpos].strip()
     if end not in (">", "/>"):
-        return endpos, None, False, markup[i:endpos]
+        return endpos, tag, False, markup[i:endpos]
     return endpos, tag, end.endswith("/>"), None
 
 
@@ -322,9 +310,9 @@ def _other_construct(markup: str, i: int, cdata: str | None) -> tuple[int, str |
     c = markup[i + 1 : i + 2]
     k = -1
     if "a" <= c <= "z" or "A" <= c <= "Z":
-        k, tag, closing, data = _slow_starttag(markup, i)
+        k, tag, closing, data = _parse_starttag(markup, i)
         if k >= 0:
-            return k, tag, (2 if closing else 1) if tag is not None else 0, data
+            return (k, tag, 2 if closing else 1, None) if data is None else (k, None, 0, data)
     elif c == "/":
         gt = markup.find(">", i + 1)
         if gt >= 0:
