@@ -44,7 +44,7 @@ from datatrove.pipeline.writers.disk_base import DiskWriter
 from cpt import ui
 from cpt.corpus import faults
 from cpt.corpus.config import CorpusConfig
-from cpt.corpus.local_executor import cache_loguru_lib_dirs, start_method, workers_die_with_this_process
+from cpt.corpus.local_executor import local_executor, workers_die_with_this_process
 from cpt.corpus.readers import PREVIEW_CHARS, CorpusReader, discover_inputs
 from cpt.corpus.report import Report, build_report
 from cpt.errors import UserError
@@ -406,13 +406,7 @@ def _plan_keys(pipeline: list[PipelineStep]) -> list[str | None]:
 
 def _executor(config: CorpusConfig, stage: str, pipeline: list[PipelineStep], tasks: int, logs: Path, depends=None):
     if config.executor == "local":
-        from datatrove.executor import LocalPipelineExecutor
-
-        cache_loguru_lib_dirs()  # forked workers inherit it
-        return LocalPipelineExecutor(
-            pipeline, tasks=tasks, workers=min(config.workers, tasks), logging_dir=str(logs), skip_completed=True,
-            start_method=start_method(),
-        )
+        return local_executor(pipeline, tasks=tasks, workers=min(config.workers, tasks), logging_dir=str(logs))
     if config.executor == "slurm":
         from datatrove.executor.slurm import SlurmPipelineExecutor
 

@@ -220,8 +220,8 @@ class _ProfileMap(dict):
         return value
 
 
-def _load_profiles(directory: str) -> tuple[list[str], list[str], np.ndarray]:
-    """(languages in langdetect's load order, n-grams sorted, (V, L) probabilities with columns in load order).
+def _load_profiles(directory: str) -> tuple[list[str], list[str], dict[str, int], np.ndarray]:
+    """(languages in langdetect's load order, n-grams sorted, each n-gram's row, (V, L) probabilities with columns in load order).
 
     The same numbers as `DetectorFactory.load_profile` (`freq / n_words[len - 1]` for 1-3-grams,
     0.0 for longer n-grams and absent ones), read with one vectorised division per profile
@@ -250,14 +250,14 @@ def _load_profiles(directory: str) -> tuple[list[str], list[str], np.ndarray]:
         n_words = np.asarray(data["n_words"], dtype=np.float64)
         lengths = np.fromiter(map(len, words), dtype=np.intp, count=len(words))
         probs[rows, col] = counts / n_words[lengths - 1]
-    return langs, ngrams, probs
+    return langs, ngrams, row, probs
 
 
 class _Model:
     """langdetect's profiles, split by the script each language is written in."""
 
     def __init__(self) -> None:
-        load_order, ngrams, probs = _load_profiles(PROFILES_DIRECTORY)
+        load_order, ngrams, row, probs = _load_profiles(PROFILES_DIRECTORY)
         # os.listdir order differs between machines; sort so ties break the same everywhere
         order = sorted(range(len(load_order)), key=lambda i: load_order[i])
         self.langs: list[str] = [load_order[i] for i in order]
@@ -289,9 +289,7 @@ class _Model:
         factory = DetectorFactory()
         factory.langlist = list(load_order)
         position = {lang: k for k, lang in enumerate(self.langs)}
-        factory.word_lang_prob_map = _ProfileMap(
-            {g: i for i, g in enumerate(ngrams)}, probs, np.array([position[lang] for lang in load_order])
-        )
+        factory.word_lang_prob_map = _ProfileMap(row, probs, np.array([position[lang] for lang in load_order]))
         self.factory = factory
         self.normalize = _LazyTable(self._normalize_cp)
         self.script = _LazyTable(_script_class)

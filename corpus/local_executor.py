@@ -22,6 +22,19 @@ import sys
 from collections.abc import Callable, Iterator
 
 
+def local_executor(pipeline: list, *, tasks: int, workers: int, logging_dir: str):
+    """datatrove's `LocalPipelineExecutor` as build and pack run it: forked workers, cheap task logging, resumable.
+
+    Run it inside `workers_die_with_this_process()`.
+    """
+    from datatrove.executor import LocalPipelineExecutor
+
+    cache_loguru_lib_dirs()  # before the fork: workers inherit it
+    return LocalPipelineExecutor(
+        pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir, skip_completed=True, start_method=start_method()
+    )
+
+
 def start_method() -> str:
     """fork where there is one: a worker starts in milliseconds with the modules (and parsed models) it inherits.
 

@@ -62,7 +62,7 @@ from pydantic import Field, model_validator
 from cpt import faults
 from cpt.config import Section  # only Section: cpt.config imports this module for the recipe's `pack` section
 from cpt.corpus.dedup import DedupConfig, Signer, normalize, read_signatures, sketch_jaccard, write_signatures
-from cpt.corpus.local_executor import cache_loguru_lib_dirs, start_method, workers_die_with_this_process
+from cpt.corpus.local_executor import local_executor, start_method, workers_die_with_this_process
 from cpt.corpus.readers import JSONL_SUFFIXES, PARQUET_SUFFIXES, CorpusReader, InputUnit, file_kind
 from cpt.errors import UserError, require_path
 
@@ -225,9 +225,7 @@ class EvalDecontaminationFilter(BaseFilter):
 def _kill_pack(pack_pid: int) -> None:
     """`kill -9` of the pack's process, from inside a task; a worker then waits to die with it."""
     os.kill(pack_pid, signal.SIGKILL)
-    deadline = time.monotonic() + 30  # a worker that outlived its parent would go on writing: wait instead
-    while time.monotonic() < deadline:
-        time.sleep(0.05)
+    time.sleep(30)  # a worker that outlived its parent would go on writing: wait instead
 
 
 class BosEosDocumentTokenizer(DocumentTokenizer):
@@ -428,9 +426,6 @@ def _run_split(
     shuffle: bool,
     kill_in_task: int | None = None,
 ) -> None:
-    from datatrove.executor import LocalPipelineExecutor
-
-    cache_loguru_lib_dirs()
     pipeline = [
         _reader(units),
         EvalDecontaminationFilter(index_path, decontamination_config(cfg), kill_in_task=kill_in_task),
@@ -444,9 +439,7 @@ def _run_split(
             shuffle_documents=shuffle,
         ),
     ]
-    executor = LocalPipelineExecutor(
-        pipeline, tasks=tasks, workers=workers, logging_dir=str(work / name), skip_completed=True, start_method=start_method()
-    )
+    executor = local_executor(pipeline, tasks=tasks, workers=workers, logging_dir=str(work / name))
     with _datatrove_console(work / name / "console.log"), _one_thread_per_worker(workers > 1), workers_die_with_this_process():
         executor.run()
 
