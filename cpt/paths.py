@@ -24,6 +24,12 @@ def assets_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "cpt" / "assets"
 
 
+def cache_dir() -> Path:
+    """Where cpt keeps what it can compute again (compiled models): $CPT_CACHE_DIR, else ~/.cache/cpt."""
+    env = os.environ.get("CPT_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "cpt"
+
+
 def package_root(package: str) -> Path:
     """The folder of an installed top-level package (or module), without importing it."""
     try:

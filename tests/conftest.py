@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import importlib
 import os
+import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("CPT_QUIET", "1")
+# compiled models (language ID profiles) go to a cache of this session, not the user's
+os.environ.setdefault("CPT_CACHE_DIR", tempfile.mkdtemp(prefix="cpt-test-cache-"))
 
 import pytest  # noqa: E402
 

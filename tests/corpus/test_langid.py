@@ -305,3 +305,45 @@ def test_filter_options():
     assert labels.filter(doc) is True and doc.metadata["language"] == "en"
     anything = LanguageFilter(None)
     assert anything.filter(Document(text="Das ist ein ganz normaler deutscher Satz.", id="d")) is True
+
+
+def test_results_do_not_depend_on_what_the_memo_holds(english_docs):
+    """Word memos live per thread across detectors (and datatrove tasks): a cold and a warm
+    memo, and a memo that evicts every few documents, give the same scores to the last bit."""
+    fake = Faker(["de_DE", "fr_FR", "es_ES", "en_US"])
+    fake.seed_instance(5)
+    texts = english_docs[:40] + [fake.paragraph(nb_sentences=4) for _ in range(40)]
+    warm = LanguageDetector(fallback=None)
+    for text in reversed(texts):  # fills the shared memo with every word, in another order
+        warm.classify(text)
+    on_warm = [warm.classify(t) for t in texts]
+    tiny = LanguageDetector(fallback=None, cache_words=1)  # its own memo, cleared every few dozen documents
+    assert [tiny.classify(t) for t in texts] == on_warm
+    assert [LanguageDetector(fallback=None).classify(t) for t in texts] == on_warm
+
+
+def test_compiled_profiles_are_cached_and_a_damaged_cache_is_rebuilt(tmp_path, monkeypatch):
+    import numpy as np
+
+    from cpt.corpus import langid
+
+    monkeypatch.setenv("CPT_CACHE_DIR", str(tmp_path))
+    fresh = langid.compile_profiles(langid.PROFILES_DIRECTORY)
+    first = langid.compiled_profiles()
+    (cached,) = (tmp_path / "langid").glob("profiles-*.npz")
+    second = langid.compiled_profiles()  # read back from the file
+    for arrays in (first, second):
+        assert arrays.keys() == fresh.keys()
+        for key in fresh:
+            np.testing.assert_array_equal(arrays[key], fresh[key], err_msg=key)
+            assert arrays[key].dtype == fresh[key].dtype
+    model = langid._Model(second)
+    assert model.scripts["latin"].logp.dtype == np.float32 and "en" in model.scripts["latin"].langs
+    cached.write_bytes(cached.read_bytes()[:1000])  # a torn file (a run killed mid-write, before the rename)
+    again = langid.compiled_profiles()
+    np.testing.assert_array_equal(again["latin.logp"], fresh["latin.logp"])
+    assert cached.stat().st_size > 1000  # replaced by a whole one
+    assert not list((tmp_path / "langid").glob("*.tmp"))
+    monkeypatch.setenv("CPT_CACHE_DIR", str(tmp_path / "file"))
+    (tmp_path / "file").write_text("not a folder")  # an unwritable cache costs time, never the run
+    np.testing.assert_array_equal(langid.compiled_profiles()["hangul.vocab"], fresh["hangul.vocab"])
