@@ -44,7 +44,7 @@ from datatrove.pipeline.writers.disk_base import DiskWriter
 from cpt import ui
 from cpt.corpus import faults
 from cpt.corpus.config import CorpusConfig
-from cpt.corpus.local_executor import local_executor, workers_die_with_this_process
+from cpt.corpus.local_executor import local_executor, supervised_workers
 from cpt.corpus.readers import PREVIEW_CHARS, CorpusReader, discover_inputs
 from cpt.corpus.report import Report, build_report
 from cpt.errors import UserError
@@ -519,7 +519,7 @@ def build_corpus(inputs: list[str | Path], output: str | Path, config: CorpusCon
     for name, ex in zip([s[0] for s in stages], executors, strict=True):
         ui.info(f"corpus build: stage {name} ({ex.world_size} task(s), executor {config.executor})")
         t0 = time.time()
-        with workers_die_with_this_process() if config.executor == "local" else contextlib.nullcontext():
+        with supervised_workers() if config.executor == "local" else contextlib.nullcontext():
             ex.run()
         incomplete = ex.get_incomplete_ranks(skip_completed=True)
         if incomplete:

@@ -5,15 +5,17 @@
 arguments finishes with the same records without depending on timing:
 
 - `kill-after-docs:N` - after the N-th document read in stage A (counted per process).
+- `kill-worker-after-docs:N` - the same point, but only the process that reads it dies (a
+  pool worker killed alone, as the OOM killer does): the build must fail, not wait forever.
 - `kill-in-stage:NAME` - inside stage `NAME`: `read` (stage A, before its first
   document), `dedup` (stage B, after the duplicate lists are written but before the
   task is marked complete - the worst moment) or `write` (stage C, after its first
   document).
 
-The whole build must die, not one worker of a pool (a pool whose worker vanishes waits
-forever), so the hook kills the build's process group when the build leads one (tests
-start it with `start_new_session=True`), else the driver process recorded in
-`CPT_FAULT_ROOT_PID`, and then itself.
+For the other kinds the whole build dies, as `kill -9` of the build does: the hook kills the
+build's process group when the build leads one (tests start it with
+`start_new_session=True`), else the driver process recorded in `CPT_FAULT_ROOT_PID`, and
+then itself.
 
 The variable is parsed by `cpt.faults` (shared with the pack and the training loop); the
 other stages' kinds are valid here and ignored.
@@ -31,7 +33,7 @@ from cpt import faults as _faults
 
 ENV = _faults.ENV
 ROOT_ENV = "CPT_FAULT_ROOT_PID"
-KINDS = ("kill-after-docs", "kill-in-stage")
+KINDS = ("kill-after-docs", "kill-in-stage", "kill-worker-after-docs")
 
 
 def parse(spec: str | None) -> tuple[str, str] | None:
@@ -107,11 +109,13 @@ class FaultPoint(PipelineStep):
         kind, arg = fault
         if kind == "kill-in-stage" and arg == self.stage and self.stage == "read":
             die()
-        limit = int(arg) if kind == "kill-after-docs" and self.stage == "read" else None
+        limit = int(arg) if kind in ("kill-after-docs", "kill-worker-after-docs") and self.stage == "read" else None
         for doc in data:
             yield doc
             _COUNT[0] += 1
             if limit is not None and _COUNT[0] >= limit:
+                if kind == "kill-worker-after-docs":
+                    os.kill(os.getpid(), signal.SIGKILL)
                 die()
             if kind == "kill-in-stage" and arg == self.stage:
                 die()

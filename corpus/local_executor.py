@@ -2,9 +2,12 @@
 
 Workers: a pool worker (and datatrove's manager process) outlives a `kill -9` of the process
 that started it and goes on writing task outputs, even taking new tasks from the pipe; a
-re-run started meanwhile would write the same files. Inside `workers_die_with_this_process`
+re-run started meanwhile would write the same files. Inside `supervised_workers`
 every process forked from this one asks Linux to SIGKILL it when its parent dies
-(PR_SET_PDEATHSIG), so a killed run leaves nothing behind to race its re-run.
+(PR_SET_PDEATHSIG), so a killed run leaves nothing behind to race its re-run. The other way
+round, a worker killed alone (the kernel's OOM killer, `kill -9` of one pid) would leave the run
+waiting forever: the pool starts a new worker but never fails the task the dead one held.
+Inside `supervised_workers` that death is a `WorkerDied` error in the run, within 0.1 s.
 
 Logging: datatrove removes and re-adds loguru sinks around every task (a stderr sink and a file sink
 per task, the default sink after it). Each `logger.add` builds an exception formatter that
@@ -19,13 +22,16 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
+
+from cpt.errors import UserError
 
 
 def local_executor(pipeline: list, *, tasks: int, workers: int, logging_dir: str):
     """datatrove's `LocalPipelineExecutor` as build and pack run it: forked workers, cheap task logging, resumable.
 
-    Run it inside `workers_die_with_this_process()`.
+    Run it inside `supervised_workers()`.
     """
     from datatrove.executor import LocalPipelineExecutor
 
@@ -86,9 +92,28 @@ def _die_with_parent() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+class WorkerDied(UserError):
+    """A worker process was killed while the run waited on it: one line, and the run can be resumed."""
+
+    exit_code = 1
+
+
 @contextlib.contextmanager
-def workers_die_with_this_process() -> Iterator[None]:
-    """Processes forked inside (pool workers, datatrove's manager) are killed when this process dies."""
+def supervised_workers() -> Iterator[None]:
+    """Processes forked inside die with this process, and one dying alone fails this process.
+
+    The first half is Linux's PR_SET_PDEATHSIG (elsewhere nothing). In the second, a pool
+    worker that ends on a signal other than the SIGTERM of the pool's own shutdown raises
+    `WorkerDied` in the main thread, through a SIGUSR1 whose handler raises it: the main
+    thread sits in a blocking wait that no exception could otherwise reach. Off the main
+    thread only the first half applies.
+    """
+    with _die_with_this_process(), _fail_when_a_worker_dies():
+        yield
+
+
+@contextlib.contextmanager
+def _die_with_this_process() -> Iterator[None]:
     if not sys.platform.startswith("linux"):
         yield
         return
@@ -102,3 +127,51 @@ def workers_die_with_this_process() -> Iterator[None]:
     finally:
         _guard.update(active=before["active"], parent=before["parent"])
 
+
+_watching = [False]
+
+
+def _death(pid: int, code: int) -> str:
+    number = -code
+    name = signal.Signals(number).name if number in signal.valid_signals() else f"signal {number}"
+    return f"worker process {pid} was killed ({name}{' - out of memory?' if number == signal.SIGKILL else ''})"
+
+
+@contextlib.contextmanager
+def _fail_when_a_worker_dies() -> Iterator[None]:
+    """Raise `WorkerDied` in the main thread when a pool's maintenance finds a worker killed.
+
+    multiprocess's pool reaps and replaces exited workers in `Pool._join_exited_workers`
+    (every 0.1 s, on its own thread): that is where a lost task would start to be waited on
+    forever, so that is where the exit code is read, before the worker is joined.
+    """
+    if _watching[0] or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_kill"):
+        yield  # nested (pack inside `cpt run`): the outer context already watches every pool
+        return
+    from multiprocess.pool import Pool
+
+    original = Pool.__dict__["_join_exited_workers"]
+    died: list[str] = []
+    main = threading.main_thread().ident
+
+    def join_exited_workers(pool) -> bool:
+        for worker in pool:
+            code = worker.exitcode
+            if code is not None and code < 0 and -code != signal.SIGTERM and not died:  # SIGTERM: the pool's own shutdown
+                died.append(_death(worker.pid, code))
+                signal.pthread_kill(main, signal.SIGUSR1)
+        return original.__func__(pool)
+
+    def raise_in_main(signum, frame) -> None:
+        if died:
+            raise WorkerDied(f"{died[0]}; finished tasks are kept: run the same command again to resume")
+
+    previous = signal.signal(signal.SIGUSR1, raise_in_main)
+    Pool._join_exited_workers = staticmethod(join_exited_workers)
+    _watching[0] = True
+    try:
+        yield
+    finally:
+        _watching[0] = False
+        Pool._join_exited_workers = original
+        signal.signal(signal.SIGUSR1, previous)

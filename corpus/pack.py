@@ -62,7 +62,7 @@ from pydantic import Field, model_validator
 from cpt import faults
 from cpt.config import Section  # only Section: cpt.config imports this module for the recipe's `pack` section
 from cpt.corpus.dedup import DedupConfig, Signer, normalize, read_signatures, sketch_jaccard, write_signatures
-from cpt.corpus.local_executor import local_executor, start_method, workers_die_with_this_process
+from cpt.corpus.local_executor import local_executor, start_method, supervised_workers
 from cpt.corpus.readers import JSONL_SUFFIXES, PARQUET_SUFFIXES, CorpusReader, InputUnit, file_kind
 from cpt.errors import UserError, require_path
 
@@ -440,7 +440,7 @@ def _run_split(
         ),
     ]
     executor = local_executor(pipeline, tasks=tasks, workers=workers, logging_dir=str(work / name))
-    with _datatrove_console(work / name / "console.log"), _one_thread_per_worker(workers > 1), workers_die_with_this_process():
+    with _datatrove_console(work / name / "console.log"), _one_thread_per_worker(workers > 1), supervised_workers():
         executor.run()
 
 

@@ -15,6 +15,7 @@ Known kinds (the stage that acts on each documents its exact point):
 | --- | --- | --- |
 | `kill-after-docs:N` | N >= 1 | corpus build (`cpt.corpus.faults`) |
 | `kill-in-stage:S` | read, dedup or write | corpus build |
+| `kill-worker-after-docs:N` | N >= 1 | corpus build: one worker alone, as the OOM killer would |
 | `pack-kill-in-task:N` | task N >= 0 | `cpt corpus pack` |
 | `kill-at-step:N` | step N >= 1 | training loop (`cpt.train.faults`) |
 | `kill-during-save[:N]` | optional step N >= 1 | checkpoint save |
@@ -35,6 +36,7 @@ _STAGES = ("read", "dedup", "write")
 KINDS: dict[str, tuple[str | tuple[str, ...], str]] = {
     "kill-after-docs": ("int>=1", "kill-after-docs:5"),
     "kill-in-stage": (_STAGES, "kill-in-stage:dedup"),
+    "kill-worker-after-docs": ("int>=1", "kill-worker-after-docs:5"),
     "pack-kill-in-task": ("int>=0", "pack-kill-in-task:2"),
     "kill-at-step": ("int>=1", "kill-at-step:12"),
     "kill-during-save": ("opt-int>=1", "kill-during-save:10"),

@@ -212,7 +212,7 @@ build_corpus(args["inputs"], args["out"], CorpusConfig(**args["config"]), seed=3
 """
 
 
-def _run(inputs: list[str], out: Path, fault: str | None, **cfg) -> subprocess.CompletedProcess:
+def _run(inputs: list[str], out: Path, fault: str | None, timeout: float = 300, **cfg) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "CPT_FAULT"}
     env["CPT_QUIET"] = "1"
     if fault:
@@ -220,7 +220,7 @@ def _run(inputs: list[str], out: Path, fault: str | None, **cfg) -> subprocess.C
     args = {"inputs": inputs, "out": str(out), "config": {"languages": ["ko", "en"], "tasks": 3, "workers": 1, **cfg}}
     return subprocess.run(
         [sys.executable, "-c", _SCRIPT, json.dumps(args)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, start_new_session=True,
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, start_new_session=True,
     )
 
 
@@ -258,6 +258,19 @@ def test_no_resume_starts_over_after_a_kill(inputs, tmp_path) -> None:
     assert _run(inputs["paths"], out, None, resume=False).returncode == 0
     report = Report.load(out / "report.json")
     assert report.data["totals"]["docs_in"] == inputs["n_records"]  # every task ran again, none skipped
+
+
+@pytest.mark.slow
+def test_a_worker_killed_alone_fails_the_build_which_then_resumes(reference, inputs, tmp_path) -> None:
+    """The OOM killer takes one pool worker: the build stops with one line instead of waiting forever."""
+    out = tmp_path / "o"
+    failed = _run(inputs["paths"], out, "kill-worker-after-docs:9", timeout=120, workers=2)
+    assert failed.returncode != 0
+    assert "was killed (SIGKILL - out of memory?)" in failed.stderr and "run the same command again" in failed.stderr
+    assert not (out / "report.json").exists()
+    resumed = _run(inputs["paths"], out, None, workers=2)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert read_records(out) == read_records(reference)
 
 
 # ----------------------------------------------------------------------------- other executors

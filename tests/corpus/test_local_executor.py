@@ -1,4 +1,4 @@
-"""How cpt runs datatrove's local executor: workers that die with the run, cheap per-task logging."""
+"""How cpt runs datatrove's local executor: workers that die with the run, a run that fails when a worker dies, cheap per-task logging."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from cpt.corpus.local_executor import cache_loguru_lib_dirs, start_method, workers_die_with_this_process
+from cpt.corpus.local_executor import cache_loguru_lib_dirs, start_method, supervised_workers
 
 
 def _child_death_signal() -> int:
@@ -31,9 +31,9 @@ def _child_death_signal() -> int:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_children_forked_inside_die_with_this_process_and_only_those():
     assert _child_death_signal() == 0
-    with workers_die_with_this_process():
+    with supervised_workers():
         assert _child_death_signal() == signal.SIGKILL
-        with workers_die_with_this_process():  # nested (pack inside `cpt run`): still on
+        with supervised_workers():  # nested (pack inside `cpt run`): still on
             assert _child_death_signal() == signal.SIGKILL
         assert _child_death_signal() == signal.SIGKILL
     assert _child_death_signal() == 0
@@ -56,3 +56,29 @@ def test_loguru_library_folders_are_computed_once_with_the_same_answer():
     assert getattr(ExceptionFormatter._get_lib_dirs, "_cpt_cached", False)
     sink = logger.add(lambda message: None)  # sinks still build their exception formatter
     logger.remove(sink)
+
+
+def _work(i: int) -> int:
+    if i == 2:  # this worker is killed alone, as the OOM killer would
+        os.kill(os.getpid(), signal.SIGKILL)
+    return i
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="needs pthread_kill")
+def test_a_pool_worker_killed_alone_fails_the_run_instead_of_hanging():
+    import multiprocess
+
+    from cpt.corpus.local_executor import WorkerDied
+
+    before = signal.getsignal(signal.SIGUSR1)
+    ctx = multiprocess.get_context(start_method())
+    with supervised_workers():  # a finished pool (its workers end on SIGTERM) raises nothing
+        with ctx.Pool(2) as pool:
+            assert sorted(pool.imap_unordered(abs, range(6))) == list(range(6))
+    with pytest.raises(WorkerDied, match=r"worker process \d+ was killed \(SIGKILL - out of memory\?\)"):
+        with supervised_workers(), ctx.Pool(2) as pool:
+            list(pool.imap_unordered(_work, range(6)))  # without the guard: waits forever for task 2
+    assert signal.getsignal(signal.SIGUSR1) == before
+    from multiprocess.pool import Pool
+
+    assert Pool._join_exited_workers.__name__ == "_join_exited_workers"  # the pool is itself again
