@@ -20,6 +20,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from itertools import accumulate, filterfalse
 
@@ -145,7 +146,10 @@ THRESHOLDS: dict[str, LangRules] = {
     # its n-gram limits are on Kiwi morphemes, not comparable to eojeol tokens, so ours stay
     "ko": replace(
         _DEFAULT,
-        stop_words=KO_STOP_WORDS,
+        # Korean technical and web text quotes English: sentences left untranslated in a help
+        # page, product names with their English phrases. English function words in them do the
+        # same grammatical work, so a half-translated page is judged on both halves.
+        stop_words=KO_STOP_WORDS | EN_STOP_WORDS,
         function_suffixes=KO_FUNCTION_SUFFIXES,
         min_stop_ratio=0.15,
         bare_endings=_KO_BARE_ENDINGS,
@@ -230,18 +234,30 @@ _NAV_SEP_AT = re.compile(r"(?<!\S)(?:\||»|›|>|/|·|•|::|-|–)(?!\S)")
 _BULLET = re.compile(r"^\s*(?:[-*•·▶►▷◆◇■□●○※→]|\d{1,3}[.)])\s")
 # Site furniture, matched as lower-case substrings (one C-speed scan each, much faster than
 # one big case-insensitive alternation) plus footer field labels at the start of a line.
-BOILERPLATE_PHRASES = (
-    "copyright", "(c) ", "©", "ⓒ", "all rights reserved", "privacy policy", "privacy notice", "privacy settings",
-    "terms of use", "terms of service", "terms and conditions", "cookie", "sign in", "sign up", "log in",
-    "login", "log out", "logout", "subscribe", "newsletter", "follow us", "share on", "share this",
-    "facebook", "twitter", "instagram", "youtube", "linkedin", "skip to", "back to top", "powered by",
-    "contact us", "about us", "sitemap", "site map", "read more", "click here", "accept all",
-    "manage preferences", "javascript", "your browser",
-    "로그인", "로그아웃", "회원가입", "개인정보", "이용약관", "저작권", "무단전재", "무단 전재", "재배포", "고객센터",
-    "사이트맵", "바로가기", "공유하기", "구독", "좋아요", "댓글", "쿠키", "본문으로", "맨 위로", "맨위로",
-    "이메일무단수집", "패밀리사이트",
+# Phrases that are furniture wherever they stand (a copyright notice, a skip link) ...
+FURNITURE_PHRASES = (
+    "(c) ", "©", "ⓒ", "all rights reserved", "privacy policy", "privacy notice", "privacy settings",
+    "terms of use", "terms of service", "terms and conditions", "follow us", "share on", "share this",
+    "skip to", "back to top", "powered by", "contact us", "about us", "sitemap", "site map", "read more",
+    "click here", "accept all", "manage preferences",
+    # a page speaking of the site it is on: banners and sign-up calls, sentences or not
+    "our site", "our website", "this site", "this website", "our newsletter", "by continuing",
+    "이 사이트", "본 사이트", "이 웹사이트", "본 웹사이트",
+    "무단전재", "무단 전재", "사이트맵", "본문으로", "맨 위로", "맨위로", "이메일무단수집", "패밀리사이트",
+    "개인정보처리방침", "개인정보 처리방침",
 )
-_ASCII_PHRASES = tuple(p for p in BOILERPLATE_PHRASES if p.isascii())
+# ... and words of furniture that are also topics: a help page on logging in, a law on
+# personal data or copyright, a guide to cookies or JavaScript. They mark a line as
+# furniture only when it is not a sentence (a menu, a button row, a banner fragment).
+TOPIC_PHRASES = (
+    "copyright", "cookie", "sign in", "sign up", "log in", "login", "log out", "logout", "subscribe",
+    "newsletter", "facebook", "twitter", "instagram", "youtube", "linkedin", "javascript", "your browser",
+    "로그인", "로그아웃", "회원가입", "개인정보", "이용약관", "저작권", "재배포", "고객센터", "바로가기", "공유하기",
+    "구독", "좋아요", "댓글", "쿠키",
+)
+BOILERPLATE_PHRASES = FURNITURE_PHRASES + TOPIC_PHRASES
+_ASCII_FURNITURE = tuple(p for p in FURNITURE_PHRASES if p.isascii())
+_ASCII_TOPICS = tuple(p for p in TOPIC_PHRASES if p.isascii())
 # Every footer label, lower-cased: a text holding none of them cannot match `_FOOTER_FIELD`
 # (checked on the lower-cased text, plus the few characters that match ASCII letters only
 # under IGNORECASE: dotted İ, long ſ and the Kelvin sign).
@@ -370,33 +386,49 @@ class _TokenGrams:
 _GRAMS_MIN_TOKENS = 300
 
 
-def boilerplate_char_frac(text: str) -> float:
-    """Share of the text's characters in short lines of site furniture (copyright, cookies, login, 이용약관 …).
-
-    Phrases are found in the whole text at once and mapped back to their lines.
-    """
-    lower = text.lower()
+def _phrase_starts(lower: str, phrases: tuple[str, ...]) -> list[int]:
     starts: list[int] = []
-    # lower() of ASCII text is ASCII: the non-ASCII phrases (Korean, ©) cannot occur in it
-    for phrase in _ASCII_PHRASES if lower.isascii() else BOILERPLATE_PHRASES:
+    for phrase in phrases:
         pos = lower.find(phrase)
         while pos != -1:
             starts.append(pos)
             pos = lower.find(phrase, pos + len(phrase))
-    if any(label in lower for label in _FOOTER_LABELS) or (not text.isascii() and any(c in text for c in "\u0130\u017f\u212a")):
-        starts.extend(m.start() for m in _FOOTER_FIELD.finditer(text))
-    if not starts:
-        return 0.0
+    return starts
+
+
+def _line_indices(text: str, starts: list[int]) -> set[int]:
+    """The line of every offset; one bisect each when there are many, else a count of newlines."""
     if len(starts) > 8:
         line_starts = _line_starts(text)
         last = len(line_starts) - 1
         # an offset past the end (lower() can lengthen a text) belongs to the last line
-        hit_lines = {min(last, bisect.bisect_right(line_starts, p) - 1) for p in starts}
-    else:
-        hit_lines = {text.count("\n", 0, p) for p in starts}
-    if not hit_lines:
+        return {min(last, bisect.bisect_right(line_starts, p) - 1) for p in starts}
+    return {text.count("\n", 0, p) for p in starts}
+
+
+def boilerplate_char_frac(text: str, is_sentence: Callable[[str], bool] | None = None) -> float:
+    """Share of the text's characters in short lines of site furniture (copyright notices, 이용약관 …).
+
+    Phrases are found in the whole text at once and mapped back to their lines. A line
+    with only topic words (`TOPIC_PHRASES`: login, 개인정보 …) counts when `is_sentence`
+    (given the stripped line) says it is not a sentence; without it every such line counts.
+    """
+    lower = text.lower()
+    # lower() of ASCII text is ASCII: the non-ASCII phrases (Korean, ©) cannot occur in it
+    ascii_only = lower.isascii()
+    starts = _phrase_starts(lower, _ASCII_FURNITURE if ascii_only else FURNITURE_PHRASES)
+    if any(label in lower for label in _FOOTER_LABELS) or (not text.isascii() and any(c in text for c in "\u0130\u017f\u212a")):
+        starts.extend(m.start() for m in _FOOTER_FIELD.finditer(text))
+    topic_starts = _phrase_starts(lower, _ASCII_TOPICS if ascii_only else TOPIC_PHRASES)
+    if not starts and not topic_starts:
         return 0.0
     lines = text.split("\n")
+    hit_lines = _line_indices(text, starts) if starts else set()
+    if topic_starts:
+        topical = _line_indices(text, topic_starts) - hit_lines
+        hit_lines |= {i for i in topical if is_sentence is None or not is_sentence(lines[i].strip())}
+    if not hit_lines:
+        return 0.0
     hit = sum(n for n in (len(lines[i].strip()) for i in hit_lines) if n <= 200)
     return hit / max(1, sum(map(len, map(str.strip, lines))))
 
@@ -569,7 +601,7 @@ class QualityFilter(BaseFilter):
         v["nav_lines"] = nav / len(lines)
         if v["nav_lines"] > r.max_nav_lines and nav >= 1:
             return "navigation", stats
-        v["boilerplate"] = boilerplate_char_frac(text)
+        v["boilerplate"] = boilerplate_char_frac(text, lambda line: self._is_sentence(line, r))
         if v["boilerplate"] > r.max_boilerplate:
             return "boilerplate", stats
         ended = self._lines_ended(lines, r)
@@ -647,6 +679,13 @@ class QualityFilter(BaseFilter):
         if line.endswith(r.line_enders):
             return True
         return bool(r.bare_endings) and line.endswith(r.bare_endings) and len(line.split()) >= 3
+
+    @staticmethod
+    def _is_sentence(line: str, r: LangRules) -> bool:
+        """A line of running text: at least three tokens (characters for unspaced scripts) and an ending."""
+        if r.char_tokens:
+            return len(line) >= 3 and line.endswith(r.line_enders)
+        return len(line.split(None, 2)) >= 3 and (line.endswith(r.line_enders) or bool(r.bare_endings) and line.endswith(r.bare_endings))
 
     @staticmethod
     def _is_nav_line(line: str, r: LangRules) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -273,6 +274,44 @@ def test_short_korean_page_with_shared_sentence_frames_is_kept():
 )
 def test_repetitive_korean_junk_is_still_dropped(text):
     assert reason(text, "ko") is not None
+
+
+def test_a_page_about_a_furniture_topic_is_not_furniture():
+    """Login, personal data and cookies are topics too: in sentences they are content; in menus, furniture."""
+    from cpt.corpus import quality as q
+
+    help_page = "\n\n".join([
+        "로그인 화면",
+        "컴퓨터를 켜면 로그인 화면이 나타나고, 사용자 이름을 선택한 다음 암호를 입력하면 로그인됩니다.",
+        "자동 로그인을 켜 두면 컴퓨터를 켤 때 암호를 묻지 않고 바로 로그인합니다.",
+        "잠금 화면에서 아무 키나 누르면 로그인 화면으로 돌아가며, 암호를 다시 입력해야 합니다.",
+        "다른 사용자로 로그인하려면 화면 오른쪽 아래에서 사용자를 전환할 수 있습니다.",
+        "개인정보 보호를 위해 공용 컴퓨터에서는 자동 로그인을 끄는 것이 좋습니다.",
+    ])
+    assert reason(help_page, "ko") is None
+    r = THRESHOLDS["ko"]
+    assert q.boilerplate_char_frac(help_page, lambda ln: QualityFilter._is_sentence(ln, r)) < 0.1
+    assert q.boilerplate_char_frac(help_page) > 0.4  # every line with a topic word, sentence or not
+    menu = "로그인 | 회원가입 | 고객센터 | 장바구니\n" + help_page
+    with_menu = q.boilerplate_char_frac(menu, lambda ln: QualityFilter._is_sentence(ln, r))
+    furniture = len("로그인 | 회원가입 | 고객센터 | 장바구니") + len("로그인 화면")  # the menu, and the heading: no sentence
+    assert with_menu == pytest.approx(furniture / sum(len(x.strip()) for x in menu.split("\n")))
+    banner = "We use cookies to improve your experience on our site. By continuing you agree to our use of cookies."
+    assert q.boilerplate_char_frac(banner, lambda ln: QualityFilter._is_sentence(ln, THRESHOLDS["en"])) == 1.0
+
+
+def test_half_translated_korean_page_is_kept():
+    """A Korean page whose untranslated paragraphs are English: English function words count for it."""
+    from cpt.corpus import quality as q
+
+    korean = korean_docs()[0].split("\n\n")[:4]
+    english = english_docs()[3].split("\n\n")[:6]
+    page = "\n\n".join(x for pair in zip(korean, english, strict=False) for x in pair) + "\n\n" + "\n\n".join(english[4:])
+    assert detect_script_language(page) == "ko"
+    verdict, stats = QualityFilter().judge(page, "ko")
+    assert verdict is None
+    korean_only = replace(THRESHOLDS["ko"], stop_words=q.KO_STOP_WORDS)
+    assert QualityFilter(rules={"ko": korean_only}).judge(page, "ko")[1].values["stop_ratio"] < stats.values["stop_ratio"]
 
 
 # --------------------------------------------------------------------------- fast paths equal the plain computation
