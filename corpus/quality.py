@@ -240,6 +240,8 @@ FURNITURE_PHRASES = (
     "terms of use", "terms of service", "terms and conditions", "follow us", "share on", "share this",
     "skip to", "back to top", "powered by", "contact us", "about us", "sitemap", "site map", "read more",
     "click here", "accept all", "manage preferences",
+    # a copyright line with its year ("Copyright 2023 Acme Inc."), which may end like a sentence
+    "copyright 1", "copyright 2",
     # a page speaking of the site it is on: banners and sign-up calls, sentences or not
     "our site", "our website", "this site", "this website", "our newsletter", "by continuing",
     "이 사이트", "본 사이트", "이 웹사이트", "본 웹사이트",

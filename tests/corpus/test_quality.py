@@ -296,8 +296,11 @@ def test_a_page_about_a_furniture_topic_is_not_furniture():
     with_menu = q.boilerplate_char_frac(menu, lambda ln: QualityFilter._is_sentence(ln, r))
     furniture = len("로그인 | 회원가입 | 고객센터 | 장바구니") + len("로그인 화면")  # the menu, and the heading: no sentence
     assert with_menu == pytest.approx(furniture / sum(len(x.strip()) for x in menu.split("\n")))
+    en_sentence = lambda ln: QualityFilter._is_sentence(ln, THRESHOLDS["en"])  # noqa: E731
     banner = "We use cookies to improve your experience on our site. By continuing you agree to our use of cookies."
-    assert q.boilerplate_char_frac(banner, lambda ln: QualityFilter._is_sentence(ln, THRESHOLDS["en"])) == 1.0
+    assert q.boilerplate_char_frac(banner, en_sentence) == 1.0
+    assert q.boilerplate_char_frac("Copyright 2023 Acme Inc.", en_sentence) == 1.0  # a footer, though it ends like a sentence
+    assert q.boilerplate_char_frac("Copyright law protects the expression of ideas, not the ideas.", en_sentence) == 0.0
 
 
 def test_half_translated_korean_page_is_kept():
