@@ -5,8 +5,9 @@
 `html_to_text` runs `_scan_html` (the stdlib tokenizer's rules with the extractor's handlers
 inlined); `_reference_html_to_text` drives the same handlers through `html.parser`. Any
 difference would change the corpus a build produces, so they are compared on random markup
-built from the constructs that make tokenizers disagree, on random character soup, and on
-real LibreOffice help pages when that asset is fetched.
+built from the constructs that make tokenizers disagree, on random character soup, on real
+pages from the installed Python (IDLE's help page, pydoc's pages of standard modules), and
+on real LibreOffice help pages when that asset is fetched.
 """
 
 from __future__ import annotations
@@ -76,6 +77,38 @@ def test_scanner_matches_reference_on_any_text(markup):
 )
 def test_scanner_matches_reference_on_edge_cases(markup):
     same_as_reference(markup)
+
+
+def _installed_python_pages() -> list[tuple[str, str]]:
+    """Real HTML that every installation has: IDLE's Sphinx-built help page (where idlelib is
+    installed) and pydoc's generated pages (tables, fonts, links, entities) of standard modules."""
+    import importlib
+    import importlib.util
+    import pydoc
+    from pathlib import Path
+
+    pages = []
+    spec = importlib.util.find_spec("idlelib")
+    if spec is not None and spec.submodule_search_locations:
+        help_html = Path(next(iter(spec.submodule_search_locations))) / "help.html"
+        if help_html.is_file():
+            pages.append(("idlelib/help.html", help_html.read_text(encoding="utf-8")))
+    for name in ("json", "textwrap", "collections", "html.parser", "argparse", "difflib"):
+        module = importlib.import_module(name)
+        pages.append((f"pydoc {name}", pydoc.html.page(pydoc.describe(module), pydoc.html.document(module, name))))
+    return pages
+
+
+def test_scanner_matches_reference_on_installed_python_pages():
+    pages = _installed_python_pages()
+    assert len(pages) >= 6
+    for where, markup in pages:
+        text = html_to_text(markup)
+        assert text == _reference_html_to_text(_COMMENT.sub(" ", markup)), where
+        assert len(text) > 1000 and "<td" not in text and "<span" not in text, where  # the layout markup is gone
+        # every cut of a real page, a tag or an entity sliced in half included, agrees too
+        for cut in range(0, len(markup), max(1, len(markup) // 40)):
+            same_as_reference(markup[cut : cut + 3000])
 
 
 def test_scanner_matches_reference_on_libreoffice_help_pages():
