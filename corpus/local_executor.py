@@ -150,7 +150,10 @@ def _fail_when_a_worker_dies() -> Iterator[None]:
         return
     from multiprocess.pool import Pool
 
-    original = Pool.__dict__["_join_exited_workers"]
+    original = Pool.__dict__.get("_join_exited_workers")
+    if not isinstance(original, staticmethod):  # another multiprocess layout: its own behaviour
+        yield
+        return
     died: list[str] = []
     main = threading.main_thread().ident
 

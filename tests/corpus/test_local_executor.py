@@ -67,9 +67,12 @@ def _work(i: int) -> int:
 @pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="needs pthread_kill")
 def test_a_pool_worker_killed_alone_fails_the_run_instead_of_hanging():
     import multiprocess
+    from multiprocess.pool import Pool
 
     from cpt.corpus.local_executor import WorkerDied
 
+    # the hook point the guard needs; without it the killed-worker pool below would wait forever
+    assert isinstance(Pool.__dict__.get("_join_exited_workers"), staticmethod)
     before = signal.getsignal(signal.SIGUSR1)
     ctx = multiprocess.get_context(start_method())
     with supervised_workers():  # a finished pool (its workers end on SIGTERM) raises nothing
@@ -79,6 +82,4 @@ def test_a_pool_worker_killed_alone_fails_the_run_instead_of_hanging():
         with supervised_workers(), ctx.Pool(2) as pool:
             list(pool.imap_unordered(_work, range(6)))  # without the guard: waits forever for task 2
     assert signal.getsignal(signal.SIGUSR1) == before
-    from multiprocess.pool import Pool
-
     assert Pool._join_exited_workers.__name__ == "_join_exited_workers"  # the pool is itself again
