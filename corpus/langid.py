@@ -245,8 +245,8 @@ def _profile_files(directory: str) -> list[str]:
     return [f for f in os.listdir(directory) if not f.startswith(".") and os.path.isfile(os.path.join(directory, f))]
 
 
-def _load_profiles(directory: str) -> tuple[list[str], list[str], dict[str, int], np.ndarray]:
-    """(languages in langdetect's load order, n-grams sorted, each n-gram's row, (V, L) probabilities with columns in load order).
+def _load_profiles(directory: str) -> tuple[list[str], list[str], np.ndarray]:
+    """(languages in langdetect's load order, n-grams sorted, (V, L) probabilities with columns in load order).
 
     The same numbers as `DetectorFactory.load_profile` (`freq / n_words[len - 1]` for 1-3-grams,
     0.0 for longer n-grams and absent ones), read with one vectorised division per profile
@@ -272,7 +272,7 @@ def _load_profiles(directory: str) -> tuple[list[str], list[str], dict[str, int]
         n_words = np.asarray(data["n_words"], dtype=np.float64)
         lengths = np.fromiter(map(len, words), dtype=np.intp, count=len(words))
         probs[rows, col] = counts / n_words[lengths - 1]
-    return langs, ngrams, row, probs
+    return langs, ngrams, probs
 
 
 def compile_profiles(directory: str) -> dict[str, np.ndarray]:
@@ -283,7 +283,7 @@ def compile_profiles(directory: str) -> dict[str, np.ndarray]:
     `G.cols` (its languages), `G.vocab` (its n-grams) and `G.logp` (smoothed, order-weighted
     log-probabilities, float32); the fallback's probabilities as sparse rows over `ngrams`.
     """
-    load_order, ngrams, _, probs = _load_profiles(directory)
+    load_order, ngrams, probs = _load_profiles(directory)
     order = sorted(range(len(load_order)), key=lambda i: load_order[i])
     langs = [load_order[i] for i in order]
     probs = probs[:, order]  # (V, L)

@@ -684,10 +684,9 @@ class QualityFilter(BaseFilter):
 
     @staticmethod
     def _is_sentence(line: str, r: LangRules) -> bool:
-        """A line of running text: at least three tokens (characters for unspaced scripts) and an ending."""
-        if r.char_tokens:
-            return len(line) >= 3 and line.endswith(r.line_enders)
-        return len(line.split(None, 2)) >= 3 and (line.endswith(r.line_enders) or bool(r.bare_endings) and line.endswith(r.bare_endings))
+        """A line of running text: an ended line (`_line_ended`) of at least three tokens (characters for unspaced scripts)."""
+        long_enough = len(line) >= 3 if r.char_tokens else len(line.split(None, 2)) >= 3
+        return long_enough and QualityFilter._line_ended(line, r)
 
     @staticmethod
     def _is_nav_line(line: str, r: LangRules) -> bool:

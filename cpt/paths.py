@@ -18,16 +18,20 @@ PKG = "pkg://"
 ASSET = "asset://"
 
 
+def _user_cache(env: str, *parts: str) -> Path:
+    """$`env` when set, else ~/.cache/cpt/`parts`."""
+    value = os.environ.get(env)
+    return Path(value) if value else Path.home().joinpath(".cache", "cpt", *parts)
+
+
 def assets_dir() -> Path:
     """Where `cpt.assets` keeps what it fetched: $CPT_ASSETS_DIR, else ~/.cache/cpt/assets."""
-    env = os.environ.get("CPT_ASSETS_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "cpt" / "assets"
+    return _user_cache("CPT_ASSETS_DIR", "assets")
 
 
 def cache_dir() -> Path:
     """Where cpt keeps what it can compute again (compiled models): $CPT_CACHE_DIR, else ~/.cache/cpt."""
-    env = os.environ.get("CPT_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "cpt"
+    return _user_cache("CPT_CACHE_DIR")
 
 
 def package_root(package: str) -> Path:

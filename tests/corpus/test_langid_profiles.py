@@ -13,7 +13,7 @@ from cpt.corpus.langid import _load_profiles, _model
 def test_profiles_read_directly_equal_langdetects_own_loading():
     factory = DetectorFactory()
     factory.load_profile(PROFILES_DIRECTORY)
-    langs, ngrams, _, probs = _load_profiles(PROFILES_DIRECTORY)
+    langs, ngrams, probs = _load_profiles(PROFILES_DIRECTORY)
     assert langs == factory.langlist  # langdetect's load order, which its fallback sums in
     assert ngrams == sorted(factory.word_lang_prob_map)
     for row, gram in enumerate(ngrams):
