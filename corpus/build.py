@@ -89,7 +89,7 @@ class GzipJsonlWriter(DiskWriter):
 
     default_output_filename = "${rank}.jsonl.gz"
     name = "🐿 jsonl.gz (deterministic)"
-    _requires_dependencies = ["orjson"]
+    # no `_requires_dependencies`: orjson is a dependency of cpt itself (see LanguageFilter)
 
     def __init__(
         self,

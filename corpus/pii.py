@@ -20,7 +20,9 @@ phone number and no Korean identifier. This module covers what Korean and US tex
 - BRN: Korean business registration numbers `NNN-NN-NNNNN`; a bare 10-digit number only
   next to a keyword ("사업자", "등록번호", "BRN").
 - IP: every IPv4 address (private ones too: they still locate a person's network) and IPv6
-  in full and `::`-compressed form, validated by `ipaddress`.
+  in full and `::`-compressed form, validated by `ipaddress`. Four one-digit parts
+  (`8.8.4.4`) read like a section number too, so they need an address word before them
+  (IP, DNS, server, 주소, 서버 …) or a port / prefix length after them (`1.1.1.1:53`, `/8`).
 Fullwidth forms (`０１０－１２３４－５６７８`) are read as their ASCII twins.
 
 Why hand-written scanning rather than one big regex: Python's `re` only skips quickly over
@@ -99,10 +101,11 @@ _EXT = r"(?:[ \t]?(?i:x|ext\.?|#|내선)[ \t]?[0-9]{1,5}(?![0-9]))"
 # `+`/`(` that may open a phone number. Starts with a plain character class, so `re` skips
 # the text between numbers at C speed.
 # The look-ahead drops short numbers ("제12조", "2024년", "1,234원") before any per-type work:
-# every identifier here has four digits close together near its start.
+# every identifier here has four more digits close behind its first, but an IPv4 address of
+# four one-digit parts ("8.8.4.4").
 _START = re.compile(
     rf"[0-9+(\uff10-\uff19](?<![0-9A-Za-z_][0-9])(?<![0-9][{_DASH}.][0-9])"
-    rf"(?=(?:[{_DASH}{_DOTS} \t()+]{{0,3}}[0-9\uff10-\uff19]){{4}})"
+    rf"(?=(?:[{_DASH}{_DOTS} \t()+]{{0,3}}[0-9\uff10-\uff19]){{4}}|\.[0-9]\.[0-9]\.[0-9])"
 )
 
 _UNITS = frozenset("원달엔위개명건회점년월일시분초주배억만천백%$€£¥")
@@ -316,9 +319,23 @@ def _match_brn(text: str, pos: int) -> int | None:
     return m.end()
 
 
+# Four one-digit parts ("8.8.8.8", "1.1.1.1") also spell section and figure numbers ("see
+# 3.2.1.4"): such an address counts only with an address word close before it or a port /
+# prefix length right after it.
+_IP_WORDS = re.compile(
+    r"\bip(?:v4)?\b|addr|dns|server|host|gateway|router|ping|resolver|주소|서버|아이피|게이트웨이|라우터|호스트|접속",
+    re.IGNORECASE,
+)
+_PORT_OR_PREFIX = re.compile(r"(?::[0-9]{1,5}|/[0-9]{1,2})(?![0-9])")
+
+
 def _match_ipv4(text: str, pos: int) -> int | None:
     m = _IPV4.match(text, pos)
     if not m:
+        return None
+    if m.end() - pos == 7 and not (
+        _IP_WORDS.search(text, max(0, pos - _CONTEXT_CHARS), pos) or _PORT_OR_PREFIX.match(text, m.end())
+    ):
         return None
     parts = m.group(0).split(".")
     if any(int(p) > 255 for p in parts):

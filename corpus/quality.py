@@ -20,8 +20,9 @@ from __future__ import annotations
 import bisect
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from functools import cache
 from itertools import accumulate, filterfalse
 
 import numpy as np
@@ -226,11 +227,14 @@ def rules_for(language: str | None, text: str) -> tuple[str, LangRules]:
 # --------------------------------------------------------------------------- measurements
 
 # a sentence end: terminal punctuation after a letter (not a decimal point), then space or end
-_SENTENCE_END = re.compile(r"(?<=[^\W\d_])[.!?…](?=[\"'”’)\]]?(?:\s|$))|[。！？]")
+# (the letter before the mark is checked after the mark: a pattern that opens on a character
+# class lets `re` skip the text between candidates at C speed, a leading look-behind does not)
+_SENTENCE_END = re.compile(r"[.!?…](?<=[^\W\d_][.!?…])(?=[\"'”’)\]]?(?:\s|$))|[。！？]")
 _NAV_SEP = re.compile(r"(?:^|\s)(?:\||»|›|>|/|·|•|::|-|–)(?=\s|$)")
-# The same separators found from the separator itself (a lookbehind instead of a leading
-# `\s`), which skips the try at every space: its match starts one character later.
-_NAV_SEP_AT = re.compile(r"(?<!\S)(?:\||»|›|>|/|·|•|::|-|–)(?!\S)")
+# The same separators found from the separator itself (its match starts one character
+# later). The space before it is checked after it, so the pattern opens on a character
+# class and `re` skips to the next candidate at C speed.
+_NAV_SEP_AT = re.compile(r"(?:[|»›>/·•\-–]|::)(?<!\S[|»›>/·•\-–])(?<!\S::)(?!\S)")
 _BULLET = re.compile(r"^\s*(?:[-*•·▶►▷◆◇■□●○※→]|\d{1,3}[.)])\s")
 # Site furniture, matched as lower-case substrings (one C-speed scan each, much faster than
 # one big case-insensitive alternation) plus footer field labels at the start of a line.
@@ -264,6 +268,8 @@ _ASCII_TOPICS = tuple(p for p in TOPIC_PHRASES if p.isascii())
 # (checked on the lower-cased text, plus the few characters that match ASCII letters only
 # under IGNORECASE: dotted İ, long ſ and the Kelvin sign).
 _FOOTER_LABELS = ("상호", "대표", "주소", "사업자", "통신판매업", "호스팅", "전화", "팩스", "이메일", "tel", "fax", "phone", "mail", "address")
+# the longest word of each phrase and label, for `_possible`
+_PHRASE_KEY = {p: max(p.split(), key=len) for p in (*BOILERPLATE_PHRASES, *_FOOTER_LABELS)}
 _FOOTER_FIELD = re.compile(
     r"(?:^|\|)\s*(?:상호|대표자?|주소|사업자\s?등록번호|통신판매업\s?신고|호스팅|전화|팩스|이메일|tel|fax|phone|e-?mail|address)\s*[:.]",
     re.I | re.M,
@@ -273,6 +279,84 @@ _FOOTER_FIELD = re.compile(
 # Symbols in the Gopher sense: not letters, digits, spaces or sentence punctuation.
 _SYMBOL = re.compile(r"[^\w\s.,;:!?'\"()\-–—…“”‘’「」『』《》〈〉·、。，！？%]|_")
 _NO_LETTER_WORD = re.compile(r"(?<!\S)(?:[^\w\s]|[\d_])+(?!\S)")
+
+
+@dataclass(frozen=True)
+class CharCounts:
+    """Counts over a text's characters and whitespace words, for the first quality rules."""
+
+    words: int  # len(text.split())
+    chars: int  # characters that are not whitespace
+    symbols: int  # `_SYMBOL` matches
+    digits: int  # ASCII digits
+    no_letter_words: int  # `_NO_LETTER_WORD` matches: words without a letter (`42`, `--`, `#_1`)
+
+
+_IS_SPACE, _IS_LETTER, _IS_SYMBOL, _IS_DIGIT = 1, 2, 4, 8
+# each class is defined by the pattern the regex version of `char_counts` uses
+_WITH_BIT = {bit: [v for v in range(16) if v & bit] for bit in (_IS_SPACE, _IS_LETTER, _IS_SYMBOL, _IS_DIGIT)}
+_CLASS_PATTERNS = ((_IS_SPACE, r"\s"), (_IS_LETTER, r"[^\W\d_]"), (_IS_SYMBOL, _SYMBOL.pattern), (_IS_DIGIT, r"[0-9]"))
+
+
+@cache
+def _bmp_classes() -> np.ndarray:
+    """Class bits of every code point of the Basic Multilingual Plane, found by the patterns themselves."""
+    plane = "".join(map(chr, range(0x10000)))
+    table = np.zeros(0x10000, dtype=np.uint8)
+    for bit, pattern in _CLASS_PATTERNS:
+        table[[m.start() for m in re.finditer(pattern, plane)]] |= bit
+    return table
+
+
+@cache
+def _classes_of(cp: int) -> int:
+    """Class bits of one code point (outside the BMP table)."""
+    return sum(bit for bit, pattern in _CLASS_PATTERNS if re.fullmatch(pattern, chr(cp)))
+
+
+def char_counts(text: str) -> CharCounts:
+    """The counts of `char_counts_regex`, from one table lookup per character.
+
+    Five regex and `count` passes over the text cost more than the rest of the first rules;
+    here each character's class comes from a table (built with the same patterns), and words
+    are the runs of non-space characters. Characters outside the BMP (emoji, rare CJK) are
+    classed once per distinct character.
+    """
+    cps = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    if cps.size == 0:
+        return CharCounts(0, 0, 0, 0, 0)
+    classes = _bmp_classes().take(cps, mode="clip")  # clip: astral code points are looked up below
+    if cps.max() > 0xFFFF:
+        at = np.flatnonzero(cps > 0xFFFF)
+        distinct, which = np.unique(cps[at], return_inverse=True)
+        classes[at] = np.fromiter(map(_classes_of, distinct.tolist()), dtype=np.uint8, count=distinct.size)[which]
+    per_class = np.bincount(classes, minlength=16)  # how many characters have each combination of bits
+    space = (classes & _IS_SPACE).view(bool)  # _IS_SPACE is bit 0: the masked bytes are 0 or 1
+    starts = ~space
+    starts[1:] &= space[:-1]  # a word starts on a non-space character after a space (or at 0)
+    n_words = int(np.count_nonzero(starts))
+    # word number of every character (non-decreasing), read at the letters: a change is a new word
+    at_letters = np.cumsum(starts, dtype=np.int64)[(classes & _IS_LETTER) != 0]
+    lettered = int(np.count_nonzero(at_letters[1:] != at_letters[:-1])) + 1 if at_letters.size else 0
+    return CharCounts(
+        words=n_words,
+        chars=len(text) - int(per_class[_WITH_BIT[_IS_SPACE]].sum()),
+        symbols=int(per_class[_WITH_BIT[_IS_SYMBOL]].sum()),
+        digits=int(per_class[_WITH_BIT[_IS_DIGIT]].sum()),
+        no_letter_words=n_words - lettered,
+    )
+
+
+def char_counts_regex(text: str) -> CharCounts:
+    """The definition of `char_counts`, with one regex or `count` pass per count (the tests' reference)."""
+    words = text.split()
+    return CharCounts(
+        words=len(words),
+        chars=sum(map(len, words)),
+        symbols=len(_SYMBOL.findall(text)),
+        digits=sum(map(text.count, "0123456789")),
+        no_letter_words=len(_NO_LETTER_WORD.findall(text)),
+    )
 _NO_LETTER = re.compile(r"[\W\d_]+")
 _EDGE_PUNCT = "".join(chr(c) for c in range(0x21, 0x7F) if not chr(c).isalnum()) + "“”‘’«»…—–·、。，！？「」『』《》〈〉（）【】"
 
@@ -388,7 +472,7 @@ class _TokenGrams:
 _GRAMS_MIN_TOKENS = 300
 
 
-def _phrase_starts(lower: str, phrases: tuple[str, ...]) -> list[int]:
+def _phrase_starts(lower: str, phrases: Iterable[str]) -> list[int]:
     starts: list[int] = []
     for phrase in phrases:
         pos = lower.find(phrase)
@@ -408,20 +492,35 @@ def _line_indices(text: str, starts: list[int]) -> set[int]:
     return {text.count("\n", 0, p) for p in starts}
 
 
-def boilerplate_char_frac(text: str, is_sentence: Callable[[str], bool] | None = None) -> float:
+def _possible(phrases: tuple[str, ...], words: str) -> list[str]:
+    """The phrases whose longest word is inside some token of `words` (a necessary condition)."""
+    return [p for p in phrases if _PHRASE_KEY[p] in words]
+
+
+def boilerplate_char_frac(text: str, is_sentence: Callable[[str], bool] | None = None, words: str | None = None) -> float:
     """Share of the text's characters in short lines of site furniture (copyright notices, 이용약관 …).
 
     Phrases are found in the whole text at once and mapped back to their lines. A line
     with only topic words (`TOPIC_PHRASES`: login, 개인정보 …) counts when `is_sentence`
     (given the stripped line) says it is not a sentence; without it every such line counts.
+
+    `words`, when given, is the lower-cased text's distinct whitespace tokens joined by
+    newlines (the keyword rules have them already). A phrase occurs in the text only if each
+    of its words occurs in that string, which is about half as long as the text: most
+    phrases are ruled out there, and only the rest are searched in the text.
     """
     lower = text.lower()
     # lower() of ASCII text is ASCII: the non-ASCII phrases (Korean, ©) cannot occur in it
     ascii_only = lower.isascii()
-    starts = _phrase_starts(lower, _ASCII_FURNITURE if ascii_only else FURNITURE_PHRASES)
-    if any(label in lower for label in _FOOTER_LABELS) or (not text.isascii() and any(c in text for c in "\u0130\u017f\u212a")):
+    furniture = _ASCII_FURNITURE if ascii_only else FURNITURE_PHRASES
+    topics = _ASCII_TOPICS if ascii_only else TOPIC_PHRASES
+    labels = _FOOTER_LABELS
+    if words is not None:
+        furniture, topics, labels = _possible(furniture, words), _possible(topics, words), _possible(labels, words)
+    starts = _phrase_starts(lower, furniture)
+    if any(label in lower for label in labels) or (not text.isascii() and any(c in text for c in "\u0130\u017f\u212a")):
         starts.extend(m.start() for m in _FOOTER_FIELD.finditer(text))
-    topic_starts = _phrase_starts(lower, _ASCII_TOPICS if ascii_only else TOPIC_PHRASES)
+    topic_starts = _phrase_starts(lower, topics)
     if not starts and not topic_starts:
         return 0.0
     lines = text.split("\n")
@@ -509,18 +608,19 @@ class QualityFilter(BaseFilter):
         stats = QualityStats(language=code)
         v = stats.values
 
-        words = text.split()
-        n_chars = sum(map(len, words))
+        counts = char_counts(text)
+        n_chars = counts.chars
         if n_chars <= 0:
             return "empty", stats
-        v["symbol_ratio"] = len(_SYMBOL.findall(text)) / n_chars
+        v["symbol_ratio"] = counts.symbols / n_chars
         if v["symbol_ratio"] > r.max_symbol_ratio:
             return "symbol_ratio", stats
-        v["digit_ratio"] = sum(map(text.count, "0123456789")) / n_chars
+        v["digit_ratio"] = counts.digits / n_chars
         if v["digit_ratio"] > r.max_digit_ratio:
             return "digit_ratio", stats
 
-        v["alpha_words"] = 1 - len(_NO_LETTER_WORD.findall(text)) / len(words)
+        v["alpha_words"] = 1 - counts.no_letter_words / counts.words
+        words = text.split()
         if v["alpha_words"] < r.min_alpha_words:
             return "low_alpha_words", stats
 
@@ -603,7 +703,7 @@ class QualityFilter(BaseFilter):
         v["nav_lines"] = nav / len(lines)
         if v["nav_lines"] > r.max_nav_lines and nav >= 1:
             return "navigation", stats
-        v["boilerplate"] = boilerplate_char_frac(text, lambda line: self._is_sentence(line, r))
+        v["boilerplate"] = boilerplate_char_frac(text, lambda line: self._is_sentence(line, r), "\n".join(stripped))
         if v["boilerplate"] > r.max_boilerplate:
             return "boilerplate", stats
         ended = self._lines_ended(lines, r)

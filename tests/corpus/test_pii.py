@@ -241,6 +241,28 @@ def test_section_numbers_at_line_start_are_not_addresses() -> None:
     assert anonymize(text)[0] == "8.1.6.1. dpkg-deb\n  12.2.1.1. 메일링 리스트\n서버 주소는 [IP].\n"
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("DNS 서버 8.8.4.4 사용", "DNS 서버 [IP] 사용"),
+        ("서버 주소는 8.8.8.8입니다", "서버 주소는 [IP]입니다"),
+        ("ping 1.1.1.1.", "ping [IP]."),
+        ("IP=1.1.1.1", "IP=[IP]"),
+        ("use 1.2.3.4:53 now", "use [IP]:53 now"),
+        ("route 0.0.0.0/0", "route [IP]/0"),
+        # without an address word or a port, four one-digit parts are a section or figure number
+        ("see section 3.2.1.4 for details", "see section 3.2.1.4 for details"),
+        ("Figure 1.2.3.4 shows", "Figure 1.2.3.4 shows"),
+        ("3.2.1.4. Installing", "3.2.1.4. Installing"),
+        ("server version 1.0.0.1", "server version 1.0.0.1"),
+        ("host v1.1.1.1", "host v1.1.1.1"),
+        ("host 1.1.1.1.1", "host 1.1.1.1.1"),
+    ],
+)
+def test_addresses_of_four_one_digit_parts_need_an_address_word_or_a_port(text: str, expected: str) -> None:
+    assert anonymize(text)[0] == expected
+
+
 def test_glued_ascii_letters_hide_nothing_but_glued_hangul_does_not() -> None:
     # "A010-1234-5678" is an identifier of some product, not a phone; Hangul glues to numbers
     assert anonymize("SKU A010-1234-5678")[0] == "SKU A010-1234-5678"

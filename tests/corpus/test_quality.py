@@ -327,7 +327,8 @@ from cpt.corpus import quality as quality_module  # noqa: E402
 # texts made of the characters the rules look at: separators, footer labels, boilerplate words, Hangul, breaks
 _PIECES = st.sampled_from(
     [" ", "  ", "\n", "\n\n", "\t", "|", " | ", " > ", " - ", "/", "::", "·", "a", "Home", "copyright", "Cookie",
-     "tel:", "주소:", "로그인", "İ", "ſ", "다.", "합니다", "있는", "한국어", "word", ".", "!", "1", "2024"]
+     "tel:", "주소:", "로그인", "İ", "ſ", "다.", "합니다", "있는", "한국어", "word", ".", "!", "1", "2024",
+     "privacy", "policy", "(c)", "©", "terms of use", "이 ", "사이트", "all rights"]
 )
 _TEXTS = st.lists(_PIECES, max_size=80).map("".join)
 
@@ -365,6 +366,36 @@ def _reference_boilerplate(text: str) -> float:
 def test_line_mapping_fast_paths_equal_plain_scans(text):
     assert sorted(quality_module._lines_with_separators(text)) == sorted(_reference_lines_with_separators(text))
     assert quality_module.boilerplate_char_frac(text) == pytest.approx(_reference_boilerplate(text))
+    # the judge passes the lowered text's distinct tokens, to rule phrases out on a shorter string
+    words = "\n".join(set(text.lower().split()))
+    for is_sentence in (None, lambda line: len(line) > 5):
+        assert quality_module.boilerplate_char_frac(text, is_sentence, words) == quality_module.boilerplate_char_frac(text, is_sentence)
+
+
+# any text: every Unicode category, astral characters (emoji, CJK extension B), lone surrogates
+# (JSON escapes can make them), and every kind of whitespace str.split knows
+_ANY_TEXT = st.text(
+    st.one_of(
+        st.characters(codec=None),
+        st.sampled_from([" ", "\n", "\t", "\x0b", "\x1c", "\x85", "\xa0", "\u2028", "\u3000", "_", "0", "9", "\ud800", "😀", "\U00020000"]),
+    ),
+    max_size=60,
+)
+
+
+@given(_ANY_TEXT)
+@settings(max_examples=1000, deadline=None)
+def test_char_counts_equal_the_regex_definitions(text):
+    assert quality_module.char_counts(text) == quality_module.char_counts_regex(text)
+
+
+@given(st.lists(st.sampled_from(["a", "가", "1", "_", ".", "!", "?", "…", "。", "\"", ")", " ", "\n", "x.", "é"]), max_size=30).map("".join))
+@settings(max_examples=500, deadline=None)
+def test_sentence_end_pattern_equals_its_look_behind_first_form(text):
+    import re
+
+    reference = re.compile(r"(?<=[^\W\d_])[.!?…](?=[\"'”’)\]]?(?:\s|$))|[。！？]")
+    assert [m.span() for m in quality_module._SENTENCE_END.finditer(text)] == [m.span() for m in reference.finditer(text)]
 
 
 @given(st.lists(st.sampled_from(["a", "b", "ab", "가", "가나", ""]), max_size=40))
