@@ -175,8 +175,9 @@ def _rrn_date_ok(digits: str, strict: bool) -> bool:
 # ---------------------------------------------------------------------------------------------
 # anchored per-type patterns (used with .match at a start found by _START)
 
+# (the separator may be the jamo ㅡ that Korean keyboards type for a dash, as in phone numbers)
 _RRN = re.compile(
-    rf"[0-9]{{6}}(?P<sep>[ \t]?{_D}[ \t]?|[ \t])?[1-8](?:[0-9]{{6}}(?![0-9])|[*xX●]{{6}}(?![*xX●]))(?!{_D}[0-9])"
+    rf"[0-9]{{6}}(?P<sep>[ \t]?[{_DASH}\u3161][ \t]?|[ \t])?[1-8](?:[0-9]{{6}}(?![0-9])|[*xX●]{{6}}(?![*xX●]))(?!{_D}[0-9])"
 )
 _CARD_BARE = re.compile(rf"[0-9]{{12,19}}{_RB}")
 _CARD_GROUPED = re.compile(rf"[0-9]{{4}}{_GROUP_SEP}[0-9]{{4,6}}(?:(?P=s)[0-9]{{1,5}}){{1,3}}{_RB}")

@@ -176,6 +176,7 @@ def test_several_identifiers_in_one_korean_document() -> None:
         ("대표번호 15881234로 전화", "대표번호 [PHONE]로 전화"),
         ("연락처 010  1234  5678", "연락처 [PHONE]"),
         ("연락처 010ㅡ1234ㅡ5678", "연락처 [PHONE]"),
+        ("주민번호 900101ㅡ1234567", "주민번호 [RRN]"),
         ("대표번호 1644 1883", "대표번호 [PHONE]"),
         # numbers from a generic "(###) ###-####" template may start with 0 or 1
         ("call (012) 345-6789 now", "call [PHONE] now"),
