@@ -147,6 +147,11 @@ def code(quick: bool) -> list[str]:
     return [f.read_text(encoding="utf-8", errors="replace") for f in files]
 
 
+def write_jsonl(path: Path, docs: list[str]) -> None:
+    """Documents as a JSON Lines file `extend --corpus` reads."""
+    path.write_text("".join(json.dumps({"text": d}, ensure_ascii=False) + "\n" for d in docs), encoding="utf-8")
+
+
 # ------------------------------------------------------------------ measures
 
 
@@ -404,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         corpus = work / "corpus.jsonl"
-        corpus.write_text("".join(json.dumps({"text": d}, ensure_ascii=False) + "\n" for d in train), encoding="utf-8")
+        write_jsonl(corpus, train)
         sp_base = load_base(MISTRAL)
         base_dir = work / "mistral-base"
         base_tok = hf_face(sp_base, cache=base_dir)
@@ -440,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
         # --min-frequency 1): what it reaches when its training text holds the held-out words,
         # to read the held-out figure against. A reference, not a result.
         in_sample = work / "faq-in-sample.jsonl"
-        in_sample.write_text("".join(json.dumps({"text": d}, ensure_ascii=False) + "\n" for d in sections), encoding="utf-8")
+        write_jsonl(in_sample, sections)
         rep = extend_tokenizer(MISTRAL, "ko", [in_sample], sizes[-1], work / "mistral-in-sample", min_frequency=1)
         ref = tokens(fertility.load_dir(work / "mistral-in-sample"), dominant) / base_counts["para"]
         rows.append({"measure": f"  reference: trained on the held-out FAQ itself, min frequency 1 (+{rep['pieces_added']}, in-sample)", "base": "", "extended": "", "ratio": ref, "target": "<= 0.40x", "result": "info"})

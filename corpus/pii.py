@@ -118,6 +118,10 @@ _KEYWORDS = {
     ),
     "ISBN": re.compile(r"isbn|issn", re.IGNORECASE),
     "RRN": re.compile(r"주민|외국인|등록\s*번호|rrn|resident", re.IGNORECASE),
+    "IP": re.compile(
+        r"\bip(?:v4)?\b|addr|dns|server|host|gateway|router|ping|resolver|주소|서버|아이피|게이트웨이|라우터|호스트|접속",
+        re.IGNORECASE,
+    ),
     "TIMESTAMP": re.compile(r"time|\bts\b|epoch|\bms\b|millis|시각|시간|타임스탬프", re.IGNORECASE),
     "VERSION": re.compile(
         r"(?:\bv|\bver\.?|version|버전|release|릴리스|build|빌드)\s*[:.]?\s*$", re.IGNORECASE
@@ -321,12 +325,8 @@ def _match_brn(text: str, pos: int) -> int | None:
 
 
 # Four one-digit parts ("8.8.8.8", "1.1.1.1") also spell section and figure numbers ("see
-# 3.2.1.4"): such an address counts only with an address word close before it or a port /
-# prefix length right after it.
-_IP_WORDS = re.compile(
-    r"\bip(?:v4)?\b|addr|dns|server|host|gateway|router|ping|resolver|주소|서버|아이피|게이트웨이|라우터|호스트|접속",
-    re.IGNORECASE,
-)
+# 3.2.1.4"): such an address counts only with an address word close before it (`_KEYWORDS["IP"]`)
+# or a port / prefix length right after it.
 _PORT_OR_PREFIX = re.compile(r"(?::[0-9]{1,5}|/[0-9]{1,2})(?![0-9])")
 
 
@@ -335,7 +335,7 @@ def _match_ipv4(text: str, pos: int) -> int | None:
     if not m:
         return None
     if m.end() - pos == 7 and not (
-        _IP_WORDS.search(text, max(0, pos - _CONTEXT_CHARS), pos) or _PORT_OR_PREFIX.match(text, m.end())
+        _near("IP", text, pos) or _PORT_OR_PREFIX.match(text, m.end())
     ):
         return None
     parts = m.group(0).split(".")

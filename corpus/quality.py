@@ -279,6 +279,8 @@ _FOOTER_FIELD = re.compile(
 # Symbols in the Gopher sense: not letters, digits, spaces or sentence punctuation.
 _SYMBOL = re.compile(r"[^\w\s.,;:!?'\"()\-–—…“”‘’「」『』《》〈〉·、。，！？%]|_")
 _NO_LETTER_WORD = re.compile(r"(?<!\S)(?:[^\w\s]|[\d_])+(?!\S)")
+_NO_LETTER = re.compile(r"[\W\d_]+")
+_EDGE_PUNCT = "".join(chr(c) for c in range(0x21, 0x7F) if not chr(c).isalnum()) + "“”‘’«»…—–·、。，！？「」『』《》〈〉（）【】"
 
 
 @dataclass(frozen=True)
@@ -357,8 +359,6 @@ def char_counts_regex(text: str) -> CharCounts:
         digits=sum(map(text.count, "0123456789")),
         no_letter_words=len(_NO_LETTER_WORD.findall(text)),
     )
-_NO_LETTER = re.compile(r"[\W\d_]+")
-_EDGE_PUNCT = "".join(chr(c) for c in range(0x21, 0x7F) if not chr(c).isalnum()) + "“”‘’«»…—–·、。，！？「」『』《》〈〉（）【】"
 
 
 def find_duplicates(items: list[str]) -> tuple[int, int]:
@@ -505,9 +505,9 @@ def boilerplate_char_frac(text: str, is_sentence: Callable[[str], bool] | None =
     (given the stripped line) says it is not a sentence; without it every such line counts.
 
     `words`, when given, is the lower-cased text's distinct whitespace tokens joined by
-    newlines (the keyword rules have them already). A phrase occurs in the text only if each
-    of its words occurs in that string, which is about half as long as the text: most
-    phrases are ruled out there, and only the rest are searched in the text.
+    newlines (the keyword rules have them already). A phrase occurs in the text only if its
+    longest word occurs in that string, which is about half as long as the text: most
+    phrases are ruled out there (`_possible`), and only the rest are searched in the text.
     """
     lower = text.lower()
     # lower() of ASCII text is ASCII: the non-ASCII phrases (Korean, ©) cannot occur in it
@@ -620,9 +620,9 @@ class QualityFilter(BaseFilter):
             return "digit_ratio", stats
 
         v["alpha_words"] = 1 - counts.no_letter_words / counts.words
-        words = text.split()
         if v["alpha_words"] < r.min_alpha_words:
             return "low_alpha_words", stats
+        words = text.split()
 
         # ---- repetition (Gopher): paragraphs, lines, then n-grams
         paragraphs = list(filter(None, map(str.strip, _PARA_BREAK.split(text))))
