@@ -73,21 +73,33 @@ def cache_loguru_lib_dirs() -> None:
     ExceptionFormatter._get_lib_dirs = staticmethod(lib_dirs)  # type: ignore[method-assign]
 
 
-_guard = {"active": False, "parent": 0, "hooked": False}
+_guard = {"active": False, "parent": 0, "hooked": False, "prctl": None}
+
+
+def _resolve_prctl() -> None:
+    """Find libc's prctl in this (parent) process, once.
+
+    A child forked from a process with other threads may only call what cannot take a lock
+    another thread held at the fork; loading a library (dlopen, behind `ctypes.CDLL`) takes
+    the dynamic loader's lock, so the child only calls the function found here.
+    """
+    if _guard["prctl"] is not None:
+        return
+    try:
+        import ctypes
+
+        _guard["prctl"] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        _guard["prctl"] = False  # no prctl here: children are not tied to their parent
 
 
 def _die_with_parent() -> None:
     """In a freshly forked child: SIGKILL when the parent dies (Linux; elsewhere nothing)."""
-    if not _guard["active"]:
+    prctl = _guard["prctl"]
+    if not _guard["active"] or not prctl:
         return
     parent, _guard["parent"] = _guard["parent"], os.getpid()  # this child's own children die with it
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
+    prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     if os.getppid() != parent:  # the parent died before the request took effect
         os.kill(os.getpid(), signal.SIGKILL)
 
@@ -118,6 +130,7 @@ def _die_with_this_process() -> Iterator[None]:
         yield
         return
     if not _guard["hooked"]:
+        _resolve_prctl()
         os.register_at_fork(after_in_child=_die_with_parent)
         _guard["hooked"] = True
     before = dict(_guard)
