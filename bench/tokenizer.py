@@ -7,7 +7,8 @@ stripped; the Korean messages of general programs' gettext catalogs; the Korean 
 shipped in konlpy), evaluated on OTHER sources (the Korean Debian FAQ):
 whole documents (FAQ sections) and Korean-dominant paragraphs (>= 50 % Hangul); an
 in-sample reference row (the same method trained on the FAQ itself) shows what the method
-reaches when its training text holds the held-out words. English
+reaches when its training text holds the held-out words, and rows trained on a quarter and
+a half of the training text show how much more text of these sources would bring. English
 (KJV, fortunes, Debian Reference) and code (the standard library's .py files) check that
 nothing else changed. Every figure is printed beside the base tokenizer measured in the
 same run, with the issue's target and PASS/MISS. Needs `make assets` (.assets/).
@@ -78,21 +79,23 @@ def strip_html(raw: str) -> str:
 # ------------------------------------------------------------------ sources
 
 
-TRAIN_SOURCES = ("libreoffice-help-ko", "konlpy law", "gnome-help-ko", "gettext-ko", "gimp-help-ko")
-
-
-def train_docs(quick: bool) -> list[str]:
-    """Korean training text, none of it from the Debian FAQ: office, desktop and GIMP help
-    pages, program messages (gettext catalogs) and law text."""
+def train_sources(quick: bool) -> dict[str, list[str]]:
+    """Korean training text by source, none of it from the Debian FAQ: office, desktop and
+    GIMP help pages, program messages (gettext catalogs) and law text."""
     step = 6 if quick else 1
-    files = sorted(asset_path("libreoffice-help-ko").rglob("*.html"))[::step]
-    files += sorted(asset_path("gnome-help-ko").rglob("*.page"))[::step]
-    files += sorted(asset_path("gimp-help-ko").rglob("*.html"))[::step]
-    docs = [strip_html(f.read_text(encoding="utf-8", errors="replace")) for f in files]
-    docs += ["\n".join(mo_messages(f)) for f in sorted(asset_path("gettext-ko").rglob("*.mo"))[::step]]
+
+    def pages(asset: str, pattern: str) -> list[str]:
+        return [strip_html(f.read_text(encoding="utf-8", errors="replace")) for f in sorted(asset_path(asset).rglob(pattern))[::step]]
+
     law = sorted(resolve("pkg://konlpy/data/corpus/kolaw").glob("*.txt")) + sorted(resolve("pkg://konlpy/data/corpus/kobill").glob("*.txt"))
-    docs += [f.read_text(encoding="utf-8").replace("\r\n", "\n") for f in law]
-    return [d for d in docs if d.strip()]
+    sources = {
+        "libreoffice-help-ko": pages("libreoffice-help-ko", "*.html"),
+        "gnome-help-ko": pages("gnome-help-ko", "*.page"),
+        "gimp-help-ko": pages("gimp-help-ko", "*.html"),
+        "gettext-ko": ["\n".join(mo_messages(f)) for f in sorted(asset_path("gettext-ko").rglob("*.mo"))[::step]],
+        "konlpy law": [f.read_text(encoding="utf-8").replace("\r\n", "\n") for f in law],
+    }
+    return {name: [d for d in docs if d.strip()] for name, docs in sources.items()}
 
 
 def mo_messages(path: Path) -> list[str]:
@@ -227,7 +230,7 @@ def one_token_per_word_floor(tok, base_count: int, docs: list[str]) -> float:
     return (other + runs) / base_count
 
 
-def sentencepiece_trainer_baseline(train: list[str], n: int, work: Path, hangul_only: bool) -> Path:
+def sentencepiece_trainer_baseline(train: list[str], n: int, work: Path, hangul_only: bool, tag: str = "") -> Path:
     """Chinese-LLaMA style: train a SentencePiece BPE model, append its pieces with score 0.
 
     hangul_only=False appends every new piece (ASCII ones too), as the Chinese-LLaMA
@@ -250,7 +253,7 @@ def sentencepiece_trainer_baseline(train: list[str], n: int, work: Path, hangul_
         entry = proto.pieces.add()
         entry.piece, entry.score, entry.type = piece, 0.0, 1
         have.add(piece)
-    out = work / f"spm-baseline-{n}-{'ko' if hangul_only else 'all'}"
+    out = work / f"spm-baseline-{n}-{'ko' if hangul_only else 'all'}{tag}"
     write_hf_folder(out, base, sp_proto=proto.SerializeToString())
     return out
 
@@ -400,7 +403,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     t_start = time.perf_counter()
     sizes = (2000, 16000) if args.quick else (2000, 4000, 8000, 16000)
-    train = train_docs(args.quick)
+    sources = train_sources(args.quick)
+    train = [d for docs in sources.values() for d in docs]
     sections, dominant = faq_ko()
     en, py = english(args.quick), code(args.quick)
     print(f"train: {len(train)} docs, {sum(map(len, train)):,} chars; held-out KO: {len(sections)} FAQ sections, "
@@ -449,6 +453,22 @@ def main(argv: list[str] | None = None) -> int:
         rep = extend_tokenizer(MISTRAL, "ko", [in_sample], sizes[-1], work / "mistral-in-sample", min_frequency=1)
         ref = tokens(fertility.load_dir(work / "mistral-in-sample"), dominant) / base_counts["para"]
         rows.append({"measure": f"  reference: trained on the held-out FAQ itself, min frequency 1 (+{rep['pieces_added']}, in-sample)", "base": "", "extended": "", "ratio": ref, "target": "<= 0.40x", "result": "info"})
+        # The same method on a quarter, a half and all of the training text (every 4th / 2nd
+        # document): how fast held-out paragraphs gain from more text of these sources.
+        for step in (4, 2, 1):
+            folder = big if step == 1 else work / f"mistral-1of{step}"
+            if step > 1:
+                write_jsonl(work / f"train-1of{step}.jsonl", train[::step])
+                extend_tokenizer(MISTRAL, "ko", [work / f"train-1of{step}.jsonl"], sizes[-1], folder)
+            rep = json.loads((folder / "extension.json").read_text(encoding="utf-8"))
+            ratio = tokens(fertility.load_dir(folder), dominant) / base_counts["para"]
+            hangul = rep["training_corpus"]["target_chars"]
+            rows.append({"measure": f"  training text 1/{step} ({hangul:,} Hangul chars), +{rep['pieces_added']}: KO-dominant paragraphs", "base": "", "extended": "", "ratio": ratio, "target": "<= 0.40x", "result": "info"})
+        # The quick merge the issue quotes: SentencePiece BPE on LibreOffice help + law text only.
+        lo_law = sources["libreoffice-help-ko"] + sources["konlpy law"]
+        quick_merge = fertility.load_dir(sentencepiece_trainer_baseline(lo_law, sizes[-1], work, True, tag="-lo-law"))
+        para = tokens(quick_merge, dominant) / base_counts["para"]
+        rows.append({"measure": f"baseline: SentencePiece BPE {sizes[-1]} on LibreOffice help + law text only, Hangul-only pieces: KO-dom. paragraphs", "base": "", "extended": "", "ratio": para, "target": "(reference)", "result": "info"})
         for hangul_only in (False, True):
             label = "Hangul-only pieces" if hangul_only else "every piece (Chinese-LLaMA)"
             t0 = time.perf_counter()
