@@ -22,11 +22,12 @@ from cpt.stage import write_marker
 from cpt.tokenizer_ext import fertility
 from cpt.tokenizer_ext.lang import check_lang, is_target_bytes
 from cpt.tokenizer_ext.load import corpus_files, hf_face, iter_texts, load_base, load_proto, write_hf_folder
-from cpt.tokenizer_ext.merge_bpe import append_merges, base_segmentation
-from cpt.tokenizer_ext.merge_sp import extend_proto, target_piece
+from cpt.tokenizer_ext.merge_bpe import append_merges, append_pieces, base_segmentation
+from cpt.tokenizer_ext.merge_sp import extend_proto, plan_pieces, target_piece
 from cpt.tokenizer_ext.train_pieces import (
     continue_bpe,
     continue_sp,
+    sp_json_segmentation,
     sp_segmentation,
     target_words,
     token_bytes,
@@ -81,20 +82,25 @@ def extend_tokenizer(
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
 
-    if tok.family == "sentencepiece":
-        proto = load_proto(tok.sp_proto)
+    if tok.family in ("sentencepiece", "sentencepiece_json"):
+        as_json = tok.family == "sentencepiece_json"
+        base_vocab = set(tok.tokenizer_json["model"]["vocab"]) if as_json else {p.piece for p in load_proto(tok.sp_proto).pieces}
         if algorithm == "bpe":
             ui.info(f"continuing BPE on {len(raw_words):,} distinct {lang} words")
-            segmented = sp_segmentation(tok.sp_proto, raw_words)
-            candidates = continue_sp(segmented, {p.piece for p in proto.pieces}, lang, new_tokens, min_frequency)
+            segmented = sp_json_segmentation(tok.tokenizer_json, raw_words) if as_json else sp_segmentation(tok.sp_proto, raw_words)
+            candidates = continue_sp(segmented, base_vocab, lang, new_tokens, min_frequency)
         else:
-            overlap = sum(1 for p in proto.pieces if target_piece(p.piece, lang))
+            overlap = sum(1 for p in base_vocab if target_piece(p, lang))
             ui.info(f"training unigram pieces on {len(words):,} distinct {lang} words")
             candidates = train_sentencepiece(words, new_tokens + overlap + new_tokens // 10 + 100, algorithm, min_frequency, seed)
-        merged = extend_proto(tok.sp_proto, candidates, lang, new_tokens)
-        write_hf_folder(output, tok, sp_proto=merged.proto)
-        added = merged.added
-        details = {"skipped_in_base": merged.skipped_in_base, "skipped_other_script": merged.skipped_other_script}
+        pieces, in_base, other = plan_pieces(candidates, base_vocab, lang, new_tokens)
+        if as_json:
+            merged_json = append_pieces(tok.tokenizer_json, pieces)
+            write_hf_folder(output, tok, tokenizer_json=merged_json.tokenizer_json)
+        else:
+            write_hf_folder(output, tok, sp_proto=extend_proto(tok.sp_proto, pieces))
+        added = pieces
+        details = {"skipped_in_base": in_base, "skipped_other_script": other}
     else:
         ui.info(f"continuing BPE on {len(raw_words):,} distinct {lang} words")
         segmented = base_segmentation(tok.tokenizer_json, dict(pretokens))

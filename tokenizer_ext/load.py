@@ -2,6 +2,8 @@
 
 Two families are extended, and they need different surgery:
 - SentencePiece (`.model` proto; Mistral, Llama-2): pieces are appended to the proto.
+  The same tokenizers often come as a `tokenizer.json` alone (`▁` for spaces, byte
+  fallback): the same pieces are then appended to its vocab, with merges that reach them.
 - byte-level BPE (`tokenizer.json`; GPT-2, Llama-3, Qwen, SmolLM2): vocab and merges
   are appended to the json.
 A base is recognised by its content, not its name, so a wrong file fails here with one
@@ -33,7 +35,7 @@ VOLATILE_KEYS = ("is_local", "local_files_only", "name_or_path")
 class BaseTokenizer:
     """A base tokenizer in its original form, plus the settings files of its HF form."""
 
-    family: Literal["sentencepiece", "bpe"]
+    family: Literal["sentencepiece", "sentencepiece_json", "bpe"]
     source: str
     sp_proto: bytes | None = None
     tokenizer_json: dict[str, Any] | None = None
@@ -80,23 +82,33 @@ def _bpe_from_json(path: Path, source: str) -> BaseTokenizer:
     model = data.get("model") if isinstance(data, dict) else None
     if not isinstance(model, dict) or model.get("type") != "BPE" or not isinstance(model.get("merges"), list):
         kind = model.get("type") if isinstance(model, dict) else "no model"
-        raise UserError(f"{source}: a tokenizer.json with a {kind} model; only BPE tokenizer.json (byte-level) and SentencePiece .model bases can be extended")
-    if not _is_byte_level(data):
-        raise UserError(f"{source}: a BPE tokenizer.json without a ByteLevel pre-tokenizer; only byte-level BPE is supported in json form")
-    return BaseTokenizer("bpe", source, tokenizer_json=data)
+        raise UserError(f"{source}: a tokenizer.json with a {kind} model; only BPE tokenizer.json and SentencePiece .model bases can be extended")
+    if _has_node(data.get("pre_tokenizer"), _is_byte_level):
+        return BaseTokenizer("bpe", source, tokenizer_json=data)
+    if model.get("byte_fallback") and _has_node([data.get("normalizer"), data.get("pre_tokenizer")], _writes_word_start):
+        return BaseTokenizer("sentencepiece_json", source, tokenizer_json=data)
+    raise UserError(
+        f"{source}: a BPE tokenizer.json that is neither byte-level nor SentencePiece-style (`▁` for spaces, byte fallback); "
+        "only those two can be extended without changing the ids of other text"
+    )
 
 
-def _is_byte_level(data: dict[str, Any]) -> bool:
-    def walk(node: Any) -> bool:
-        if isinstance(node, dict):
-            if node.get("type") == "ByteLevel":
-                return True
-            return any(walk(v) for v in node.values())
-        if isinstance(node, list):
-            return any(walk(v) for v in node)
-        return False
+def _is_byte_level(node: dict[str, Any]) -> bool:
+    return node.get("type") == "ByteLevel"
 
-    return walk(data.get("pre_tokenizer"))
+
+def _writes_word_start(node: dict[str, Any]) -> bool:
+    """A normaliser or pre-tokenizer step that turns spaces into SentencePiece's `▁`."""
+    kind = node.get("type")
+    return kind == "Metaspace" or (kind == "Replace" and node.get("content") == "▁") or (kind == "Prepend" and node.get("prepend") == "▁")
+
+
+def _has_node(node: Any, test) -> bool:
+    if isinstance(node, dict):
+        return test(node) or any(_has_node(v, test) for v in node.values())
+    if isinstance(node, list):
+        return any(_has_node(v, test) for v in node)
+    return False
 
 
 def _gpt2_files_to_json(vocab: Path, merges: Path) -> dict[str, Any]:

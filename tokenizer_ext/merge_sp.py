@@ -18,22 +18,12 @@ Three rules keep every base id and every non-target tokenization as it was:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from cpt.tokenizer_ext.lang import WORD_START, is_anchored_string, is_target_string
 from cpt.tokenizer_ext.load import load_proto
 
 SPACE = WORD_START
 NORMAL = 1
 SENTINEL = -1e8  # scores at or below this are "merge last" markers, not ranks
-
-
-@dataclass
-class SpMerge:
-    proto: bytes
-    added: list[str]
-    skipped_in_base: int
-    skipped_other_script: int
 
 
 def target_piece(piece: str, lang: str) -> bool:
@@ -89,17 +79,16 @@ def plan_pieces(candidates: list[str], base_vocab: set[str], lang: str, limit: i
     return added, in_base, other
 
 
-def extend_proto(proto_bytes: bytes, candidates: list[str], lang: str, new_tokens: int) -> SpMerge:
+def extend_proto(proto_bytes: bytes, pieces: list[str]) -> bytes:
+    """The proto with `pieces` (from `plan_pieces`) appended, scored below every ranked base piece, in their order."""
     proto = load_proto(proto_bytes)
-    base_vocab = {p.piece for p in proto.pieces}
-    added, in_base, other = plan_pieces(candidates, base_vocab, lang, new_tokens)
     # Mistral v1 parks its whitespace-run pieces (`▁▁`, `▁▁▁▁`, ...) at -1e9 so SentencePiece
     # merges them last; below those, float32 could no longer tell consecutive scores apart.
     floor = min((p.score for p in proto.pieces if p.type == NORMAL and p.score > SENTINEL), default=0.0)
-    for i, piece in enumerate(added):
+    for i, piece in enumerate(pieces):
         entry = proto.pieces.add()
         entry.piece = piece
         entry.score = floor - 1.0 - i
         entry.type = NORMAL
     proto.trainer_spec.vocab_size = len(proto.pieces)
-    return SpMerge(proto.SerializeToString(), added, in_base, other)
+    return proto.SerializeToString()

@@ -253,8 +253,25 @@ def sp_segmentation(sp_proto: bytes, words: Counter[str]) -> dict[tuple[str, ...
 
     sp = spm.SentencePieceProcessor(model_proto=sp_proto)
     ordered = sorted(words)
+    return _join_segmentations(ordered, sp.encode(ordered, out_type=str), words)
+
+
+def sp_json_segmentation(data: dict, words: Counter[str]) -> dict[tuple[str, ...], int]:
+    """`sp_segmentation` for a base that comes as a SentencePiece-style tokenizer.json
+    (`▁` for spaces, byte fallback): the same pieces, from the json's own normaliser and model."""
+    import json
+
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_str(json.dumps(data, ensure_ascii=False))
+    ordered = sorted(words)
+    pieces = [e.tokens for e in tok.encode_batch(ordered, add_special_tokens=False)]
+    return _join_segmentations(ordered, pieces, words)
+
+
+def _join_segmentations(ordered: list[str], segmentations: list[list[str]], words: Counter[str]) -> dict[tuple[str, ...], int]:
     out: dict[tuple[str, ...], int] = {}
-    for word, pieces in zip(ordered, sp.encode(ordered, out_type=str), strict=True):
+    for word, pieces in zip(ordered, segmentations, strict=True):
         symbols: list[str] = []
         pending = bytearray()
         for piece in pieces:

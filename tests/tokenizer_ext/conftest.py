@@ -77,3 +77,23 @@ def bpe_extended(tmp_path_factory, bpe_base, korean_dirs) -> Path:
     out = tmp_path_factory.mktemp("bpe_ext")
     extend_tokenizer(str(bpe_base), "ko", korean_dirs, 400, out)
     return out
+
+
+@pytest.fixture(scope="session")
+def sp_json_base(tmp_path_factory, mistral_model) -> Path:
+    """Mistral v1 as a Hugging Face folder holding tokenizer.json alone (`▁` for spaces, byte fallback), no tokenizer.model."""
+    from cpt.tokenizer_ext.load import hf_face, load_base
+
+    full = tmp_path_factory.mktemp("sp_json_full")
+    hf_face(load_base(str(mistral_model)), cache=full)
+    folder = tmp_path_factory.mktemp("sp_json_base")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (folder / name).write_bytes((full / name).read_bytes())
+    return folder
+
+
+@pytest.fixture(scope="session")
+def sp_json_extended(tmp_path_factory, sp_json_base, korean_dirs) -> Path:
+    out = tmp_path_factory.mktemp("sp_json_ext")
+    extend_tokenizer(str(sp_json_base), "ko", korean_dirs, 600, out)
+    return out

