@@ -65,18 +65,20 @@ def bpe_base(tmp_path_factory, english_texts) -> Path:
     return folder
 
 
+def _extended(tmp_path_factory, name: str, base: Path, korean_dirs: list[Path], new_tokens: int) -> Path:
+    out = tmp_path_factory.mktemp(name)
+    extend_tokenizer(str(base), "ko", korean_dirs, new_tokens, out)
+    return out
+
+
 @pytest.fixture(scope="session")
 def sp_extended(tmp_path_factory, mistral_model, korean_dirs) -> Path:
-    out = tmp_path_factory.mktemp("sp_ext")
-    extend_tokenizer(str(mistral_model), "ko", korean_dirs, 600, out)
-    return out
+    return _extended(tmp_path_factory, "sp_ext", mistral_model, korean_dirs, 600)
 
 
 @pytest.fixture(scope="session")
 def bpe_extended(tmp_path_factory, bpe_base, korean_dirs) -> Path:
-    out = tmp_path_factory.mktemp("bpe_ext")
-    extend_tokenizer(str(bpe_base), "ko", korean_dirs, 400, out)
-    return out
+    return _extended(tmp_path_factory, "bpe_ext", bpe_base, korean_dirs, 400)
 
 
 @pytest.fixture(scope="session")
@@ -94,6 +96,4 @@ def sp_json_base(tmp_path_factory, mistral_model) -> Path:
 
 @pytest.fixture(scope="session")
 def sp_json_extended(tmp_path_factory, sp_json_base, korean_dirs) -> Path:
-    out = tmp_path_factory.mktemp("sp_json_ext")
-    extend_tokenizer(str(sp_json_base), "ko", korean_dirs, 600, out)
-    return out
+    return _extended(tmp_path_factory, "sp_json_ext", sp_json_base, korean_dirs, 600)
