@@ -21,7 +21,15 @@ from cpt.errors import UserError
 from cpt.stage import write_marker
 from cpt.tokenizer_ext import fertility
 from cpt.tokenizer_ext.lang import check_lang, is_target_bytes
-from cpt.tokenizer_ext.load import corpus_files, hf_face, iter_texts, load_base, load_proto, write_hf_folder
+from cpt.tokenizer_ext.load import (
+    corpus_files,
+    hf_face,
+    iter_texts,
+    json_tokenizer,
+    load_base,
+    load_proto,
+    write_hf_folder,
+)
 from cpt.tokenizer_ext.merge_bpe import append_merges, append_pieces, base_segmentation
 from cpt.tokenizer_ext.merge_sp import extend_proto, plan_pieces, target_piece
 from cpt.tokenizer_ext.train_pieces import (
@@ -141,9 +149,7 @@ def extend_tokenizer(
 
 def _pretoken_counter(data: dict[str, Any], lang: str, counts: Counter[str]) -> Callable[[str], None]:
     """A function that counts a document's pre-tokens (as the base cuts them) holding target characters."""
-    from tokenizers import Tokenizer
-
-    tok = Tokenizer.from_str(json.dumps(data, ensure_ascii=False))
+    tok = json_tokenizer(data)
 
     def count(doc: str) -> None:
         text = tok.normalizer.normalize_str(doc) if tok.normalizer is not None else doc

@@ -15,7 +15,7 @@ from __future__ import annotations
 import gzip
 import json
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -93,6 +93,13 @@ def _bpe_from_json(path: Path, source: str) -> BaseTokenizer:
     )
 
 
+def json_tokenizer(data: dict[str, Any]):
+    """The `tokenizers.Tokenizer` of a tokenizer.json held as a dict."""
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_str(json.dumps(data, ensure_ascii=False))
+
+
 def _is_byte_level(node: dict[str, Any]) -> bool:
     return node.get("type") == "ByteLevel"
 
@@ -103,7 +110,7 @@ def _writes_word_start(node: dict[str, Any]) -> bool:
     return kind == "Metaspace" or (kind == "Replace" and node.get("content") == "▁") or (kind == "Prepend" and node.get("prepend") == "▁")
 
 
-def _has_node(node: Any, test) -> bool:
+def _has_node(node: Any, test: Callable[[dict[str, Any]], bool]) -> bool:
     if isinstance(node, dict):
         return test(node) or any(_has_node(v, test) for v in node.values())
     if isinstance(node, list):

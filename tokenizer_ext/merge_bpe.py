@@ -14,9 +14,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-from tokenizers import Tokenizer
-
-from cpt.tokenizer_ext.load import bpe_vocab_size
+from cpt.tokenizer_ext.load import bpe_vocab_size, json_tokenizer
 
 
 @dataclass
@@ -28,7 +26,7 @@ class BpeMerge:
 
 def base_segmentation(data: dict[str, Any], pretokens: dict[str, int]) -> dict[tuple[str, ...], int]:
     """How the base model splits each pre-token (already cut and byte-mapped by the base)."""
-    tok = Tokenizer.from_str(_dumps(data))
+    tok = json_tokenizer(data)
     out: dict[tuple[str, ...], int] = {}
     for piece in sorted(pretokens):
         seq = tuple(t.value for t in tok.model.tokenize(piece))
@@ -79,9 +77,3 @@ def append_pieces(data: dict[str, Any], pieces: list[str]) -> BpeMerge:
     merges = [(piece[:i], piece[i:]) for piece in added for i in range(1, len(piece)) if piece[:i] in vocab and piece[i:] in vocab]
     model["merges"].extend(f"{a} {b}" if string_form else [a, b] for a, b in merges)
     return BpeMerge(out, added, merges)
-
-
-def _dumps(data: dict[str, Any]) -> str:
-    import json
-
-    return json.dumps(data, ensure_ascii=False)

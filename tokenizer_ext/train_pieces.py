@@ -24,6 +24,7 @@ from pathlib import Path
 
 from cpt.errors import UserError
 from cpt.tokenizer_ext.lang import is_attachable_char, is_target_bytes, is_target_char, run_pattern
+from cpt.tokenizer_ext.load import json_tokenizer
 
 PLACEHOLDER = "x"  # stands for any run of other-script letters next to a target run
 
@@ -259,11 +260,7 @@ def sp_segmentation(sp_proto: bytes, words: Counter[str]) -> dict[tuple[str, ...
 def sp_json_segmentation(data: dict, words: Counter[str]) -> dict[tuple[str, ...], int]:
     """`sp_segmentation` for a base that comes as a SentencePiece-style tokenizer.json
     (`▁` for spaces, byte fallback): the same pieces, from the json's own normaliser and model."""
-    import json
-
-    from tokenizers import Tokenizer
-
-    tok = Tokenizer.from_str(json.dumps(data, ensure_ascii=False))
+    tok = json_tokenizer(data)
     ordered = sorted(words)
     pieces = [e.tokens for e in tok.encode_batch(ordered, add_special_tokens=False)]
     return _join_segmentations(ordered, pieces, words)
